@@ -1,0 +1,5 @@
+export * from './frame.ts'
+export * from './decoder.ts'
+export * from './errors.ts'
+export * from './paths.ts'
+export * from './messages.ts'
