@@ -30,8 +30,16 @@ export class FrameDecoder {
     return this.buffer.byteLength
   }
 
-  * push (chunk: Uint8Array | Uint8ArrayList): Generator<Frame> {
+  /**
+   * Appends `chunk` at once (even if the result is never iterated) and returns
+   * the frames it completes; iterate the result to get them and to see errors.
+   */
+  push (chunk: Uint8Array | Uint8ArrayList): Generator<Frame> {
     this.buffer.append(chunk)
+    return this.drain()
+  }
+
+  private * drain (): Generator<Frame> {
     while (this.buffer.byteLength >= HEADER_BYTES) {
       const index = this.nextIndex
       const length = this.buffer.getUint32(0)

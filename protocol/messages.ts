@@ -85,16 +85,17 @@ export type AssetIndex = Readonly<Record<string, AssetEntry>>
 
 export function validateAssetsSubmission (v: unknown): Validated<AssetIndex> {
   if (!isObject(v)) return refuse('bad_request', `assets expects {project path: [user id, timestamp]}, got ${describe(v)}`)
-  const out: Record<string, AssetEntry> = {}
+  const out: Array<[string, AssetEntry]> = []
   for (const [path, entry] of Object.entries(v)) {
     const checked = checkProjectPath(path)
     if (!checked.ok) return refuse('bad_request', `assets: ${checked.reason}: ${JSON.stringify(path)}`)
     if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || !isTimestamp(entry[1])) {
       return refuse('bad_request', `assets: entry ${JSON.stringify(path)} expects [user id, timestamp], got ${describe(entry)}`)
     }
-    out[path] = [entry[0], entry[1]]
+    out.push([path, [entry[0], entry[1]]])
   }
-  return accept(out)
+  // fromEntries defines own properties, so an asset named "__proto__" is kept, not turned into a prototype.
+  return accept(Object.fromEntries(out))
 }
 
 // ---------------------------------------------------------------- §4 requests

@@ -1,0 +1,354 @@
+import { assign, emit, enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate'
+import type { JsonValue } from '../protocol/frame.ts'
+import type { ErrorCode } from '../protocol/errors.ts'
+import type {
+  AnalyticsSubmission, AssetIndex, ChatLine, Camera, JsonObject, StorySubmission,
+  Timestamp, UserId, UsersReply
+} from '../protocol/messages.ts'
+import { SERVER_CHAT_NAME } from '../protocol/messages.ts'
+import type { Notification } from './notifications.ts'
+import type { FramePort } from './ports.ts'
+import {
+  appendChat, dropAssetsOf, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, mergeAnalytics, mergeAssets,
+  mergeStory, wouldDeadlock, type AnalyticsState, type StoryState
+} from './shared-state.ts'
+import { giverMachine, type RelayOutcome } from './giver.ts'
+import { takerMachine } from './taker.ts'
+
+/** Where a sync exchange came from: it decides who else hears of a change. */
+export type ExchangeOrigin = 'sync' | 'request' | 'notification'
+
+export interface UserRecord {
+  readonly username: string
+  readonly camera: Camera
+  readonly at: readonly [string, Timestamp] | null
+  readonly session: AnyActorRef
+  readonly port: FramePort
+}
+
+export interface RelayRecord {
+  readonly id: number
+  readonly taker: UserId
+  readonly giver: UserId
+  readonly folder: string
+  readonly started: boolean
+  readonly giverActor: ActorRefFrom<typeof giverMachine>
+  readonly takerActor: ActorRefFrom<typeof takerMachine>
+}
+
+/** What survives a restart (issue: persistence). */
+export interface DurableState {
+  readonly story: StoryState
+  readonly analytics: AnalyticsState
+  readonly chat: readonly ChatLine[]
+}
+
+export interface CoordinatorInput {
+  readonly chatLimit: number
+  readonly relayTimeoutMs: number
+  readonly restored?: DurableState
+}
+
+export interface CoordinatorContext extends DurableState {
+  readonly chatLimit: number
+  readonly relayTimeoutMs: number
+  readonly users: ReadonlyMap<UserId, UserRecord>
+  readonly assets: AssetIndex
+  readonly relays: ReadonlyMap<number, RelayRecord>
+  readonly nextRelayId: number
+}
+
+export type CoordinatorEvent =
+  | { type: 'user.join', userId: UserId, username: string, session: AnyActorRef, port: FramePort }
+  | { type: 'user.synced', userId: UserId }
+  | { type: 'user.leave', userId: UserId }
+  | { type: 'story.submit', userId: UserId, submission: StorySubmission, origin: ExchangeOrigin }
+  | { type: 'analytics.submit', userId: UserId, submission: AnalyticsSubmission, origin: ExchangeOrigin }
+  | { type: 'assets.submit', userId: UserId, submission: AssetIndex, origin: ExchangeOrigin }
+  | { type: 'users.request', userId: UserId }
+  | { type: 'history.request', userId: UserId }
+  | { type: 'at.report', userId: UserId, path: string, timestamp: Timestamp }
+  | { type: 'message.say', userId: UserId, text: string }
+  | { type: 'relay.request', userId: UserId, giver: UserId, folder: string }
+  | { type: 'serve.begin', userId: UserId, relayId: number }
+  | { type: 'relay.timedOut', relayId: number }
+  | { type: 'relay.finished', relayId: number, outcome: RelayOutcome }
+
+/** What the coordinator sends a session. */
+export type CoordinatorReply =
+  | { type: 'notify', notification: Notification }
+  | { type: 'story.current', owner: UserId, story: JsonObject }
+  | { type: 'analytics.current', analytics: JsonValue }
+  | { type: 'assets.current', assets: AssetIndex }
+  | { type: 'users.current', users: UsersReply }
+  | { type: 'history.current', history: readonly ChatLine[] }
+  | { type: 'relay.accepted', relayId: number }
+  | { type: 'relay.refused', code: ErrorCode, detail: string }
+  | { type: 'relay.ended', error?: { code: ErrorCode, detail: string }, violation?: string }
+  | { type: 'serve.withdraw', relayId: number }
+  | { type: 'serve.ended', violation?: string }
+
+type Ctx = CoordinatorContext
+
+const waitsOn = (relays: ReadonlyMap<number, RelayRecord>): Map<UserId, UserId> =>
+  new Map([...relays.values()].map((r) => [r.taker, r.giver]))
+
+function usersReply (users: ReadonlyMap<UserId, UserRecord>): UsersReply {
+  const out: Record<UserId, UsersReply[string]> = {}
+  for (const [id, u] of users) out[id] = { username: u.username, camera: u.camera, at: u.at }
+  return out
+}
+
+/** What the coordinator tells the world outside the actors (subscribe with `actor.on`). */
+export type CoordinatorEmitted =
+  /** A human log line, as the original server printed them. */
+  | { type: 'log', line: string }
+  /** Story, analytics or chat changed: a store may save them. */
+  | { type: 'durableStateChanged', state: DurableState }
+
+export const coordinatorMachine = setup({
+  types: {
+    context: {} as CoordinatorContext,
+    events: {} as CoordinatorEvent,
+    input: {} as CoordinatorInput,
+    emitted: {} as CoordinatorEmitted
+  },
+  actors: { giver: giverMachine, taker: takerMachine },
+  actions: {
+
+    addUser: assign({
+      users: ({ context, event }) => {
+        if (event.type !== 'user.join') return context.users
+        const users = new Map(context.users)
+        users.set(event.userId, { username: event.username, camera: [0, 0], at: null, session: event.session, port: event.port })
+        return users
+      }
+    }),
+    removeUser: assign(({ context, event }) => {
+      if (event.type !== 'user.leave') return {}
+      const users = new Map(context.users)
+      users.delete(event.userId)
+      return { users, assets: dropAssetsOf(context.assets, event.userId).assets }
+    }),
+    notifyEveryoneOfUsers: enqueueActions(({ context, enqueue }) => {
+      for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'users' } })
+    }),
+    notifyOthersOfLeaving: enqueueActions(({ context, enqueue }) => {
+      for (const u of context.users.values()) {
+        enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'users' } })
+        enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'assets' } })
+      }
+    }),
+    endRelaysOfLeaver: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'user.leave') return
+      for (const r of context.relays.values()) {
+        if (r.giver === event.userId) {
+          enqueue.sendTo(r.takerActor, { type: 'giver.left' })
+          enqueue.sendTo(r.giverActor, { type: 'giver.left' })
+        }
+        if (r.taker === event.userId) {
+          enqueue.sendTo(r.giverActor, { type: 'taker.left' })
+          if (!r.started) {
+            const giver = context.users.get(r.giver)
+            if (giver !== undefined) enqueue.sendTo(giver.session, { type: 'serve.withdraw', relayId: r.id })
+          }
+        }
+      }
+    }),
+    forgetUnstartedRelaysOfLeaver: assign({
+      relays: ({ context, event }) => {
+        if (event.type !== 'user.leave') return context.relays
+        return new Map([...context.relays].filter(([, r]) => r.started || (r.taker !== event.userId && r.giver !== event.userId)))
+      }
+    }),
+
+    mergeSubmittedStory: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'story.submit') return
+      const story = mergeStory(context.story, event.submission, event.userId)
+      const user = context.users.get(event.userId)
+      const camera = event.submission.camera
+      enqueue.assign({
+        story,
+        users: user !== undefined && camera !== undefined
+          ? new Map(context.users).set(event.userId, { ...user, camera })
+          : context.users
+      })
+      if (user !== undefined) enqueue.sendTo(user.session, { type: 'story.current', owner: story.owner, story: story.value })
+      const changed = story !== context.story
+      if (changed || event.origin === 'request') {
+        for (const [id, u] of context.users) {
+          if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'story' } })
+        }
+      }
+      if (changed) enqueue.emit({ type: 'durableStateChanged', state: { story, analytics: context.analytics, chat: context.chat } })
+    }),
+    mergeSubmittedAnalytics: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'analytics.submit') return
+      const analytics = mergeAnalytics(context.analytics, event.submission)
+      enqueue.assign({ analytics })
+      const user = context.users.get(event.userId)
+      if (user !== undefined) enqueue.sendTo(user.session, { type: 'analytics.current', analytics: analytics.value })
+      const changed = analytics !== context.analytics
+      if (changed || event.origin === 'request') {
+        for (const [id, u] of context.users) {
+          if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'analytics' } })
+        }
+      }
+      if (changed) enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics, chat: context.chat } })
+    }),
+    mergeSubmittedAssets: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'assets.submit') return
+      const { merged, changed } = mergeAssets(context.assets, event.submission, event.userId)
+      enqueue.assign({ assets: merged })
+      const user = context.users.get(event.userId)
+      if (user !== undefined) enqueue.sendTo(user.session, { type: 'assets.current', assets: merged })
+      if (changed || event.origin === 'request') {
+        for (const [id, u] of context.users) {
+          if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'assets' } })
+        }
+      }
+    }),
+    replyUsers: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'users.request') return
+      const user = context.users.get(event.userId)
+      if (user !== undefined) enqueue.sendTo(user.session, { type: 'users.current', users: usersReply(context.users) })
+    }),
+    replyHistory: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'history.request') return
+      const user = context.users.get(event.userId)
+      if (user !== undefined) enqueue.sendTo(user.session, { type: 'history.current', history: context.chat })
+    }),
+    recordAt: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'at.report') return
+      const user = context.users.get(event.userId)
+      if (user === undefined) return
+      enqueue.assign({ users: new Map(context.users).set(event.userId, { ...user, at: [event.path, event.timestamp] }) })
+      enqueue.emit({ type: 'log', line: `${event.userId} | at | ${event.path} | time | ${event.timestamp}` })
+      const notification: Notification = { kind: 'at', from: event.userId, path: event.path, timestamp: event.timestamp }
+      for (const [id, u] of context.users) if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification })
+    }),
+    appendMessage: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'message.say') return
+      const user = context.users.get(event.userId)
+      if (user === undefined) return
+      const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit)
+      enqueue.assign({ chat })
+      for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'message' } })
+      enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics: context.analytics, chat } })
+    }),
+
+    decideRelay: enqueueActions(({ context, event, enqueue, self }) => {
+      if (event.type !== 'relay.request') return
+      const taker = context.users.get(event.userId)
+      if (taker === undefined) return
+      const giver = context.users.get(event.giver)
+      const refuse = (code: ErrorCode, detail: string): void => enqueue.sendTo(taker.session, { type: 'relay.refused', code, detail })
+      if (giver === undefined) return refuse('no_such_user', `${event.giver} is not connected`)
+      if (event.giver === event.userId) return refuse('no_such_user', 'you cannot get a folder from yourself')
+      if (wouldDeadlock(waitsOn(context.relays), event.userId, event.giver)) {
+        return refuse('would_deadlock', `${event.giver} is waiting, directly or through a chain, on a relay from you`)
+      }
+      const id = context.nextRelayId
+      enqueue.assign(({ spawn }) => {
+        const takerActor = spawn('taker', {
+          id: `relay-${id}-taker`,
+          input: { relayId: id, taker: taker.session, coordinator: self, relayTimeoutMs: context.relayTimeoutMs }
+        })
+        const giverActor = spawn('giver', {
+          id: `relay-${id}-giver`,
+          input: {
+            relayId: id, folder: event.folder, giver: giver.session, taker: taker.session,
+            giverPort: giver.port, takerPort: taker.port, takerActor, coordinator: self
+          }
+        })
+        const relays = new Map(context.relays)
+        relays.set(id, { id, taker: event.userId, giver: event.giver, folder: event.folder, started: false, giverActor, takerActor })
+        return { relays, nextRelayId: id + 1 }
+      })
+      enqueue.sendTo(taker.session, { type: 'relay.accepted', relayId: id })
+      enqueue.sendTo(giver.session, { type: 'notify', notification: { kind: 'serve', relayId: id, folder: event.folder, taker: event.userId } })
+    }),
+    startRelay: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'serve.begin') return
+      const relay = context.relays.get(event.relayId)
+      if (relay === undefined || relay.started) {
+        // Withdrawn meanwhile (timeout, taker gone): the giver's pass goes on.
+        const giver = context.users.get(event.userId)
+        if (giver !== undefined) enqueue.sendTo(giver.session, { type: 'serve.ended' })
+        return
+      }
+      enqueue.assign({ relays: new Map(context.relays).set(relay.id, { ...relay, started: true }) })
+      enqueue.emit({ type: 'log', line: `serving | ${relay.folder} | from | ${relay.giver} | to | ${relay.taker}` })
+      enqueue.sendTo(relay.takerActor, { type: 'giver.started' })
+      enqueue.sendTo(relay.giverActor, { type: 'giver.turn' })
+    }),
+    withdrawTimedOutRelay: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'relay.timedOut') return
+      const relay = context.relays.get(event.relayId)
+      if (relay === undefined || relay.started) return
+      const relays = new Map(context.relays)
+      relays.delete(relay.id)
+      enqueue.assign({ relays })
+      const giver = context.users.get(relay.giver)
+      if (giver !== undefined) enqueue.sendTo(giver.session, { type: 'serve.withdraw', relayId: relay.id })
+      enqueue.sendTo(relay.takerActor, { type: 'relay.withdrawn' })
+      enqueue.sendTo(relay.giverActor, { type: 'relay.withdrawn' })
+      enqueue.emit({ type: 'log', line: `relay timeout | ${relay.folder} | from | ${relay.giver} | to | ${relay.taker}` })
+    }),
+    forgetFinishedRelay: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'relay.finished') return
+      const relay = context.relays.get(event.relayId)
+      if (relay === undefined) return
+      const relays = new Map(context.relays)
+      relays.delete(relay.id)
+      enqueue.assign({ relays })
+      const o = event.outcome
+      const what = `${relay.folder} | from | ${relay.giver} | to | ${relay.taker}`
+      enqueue.emit({
+        type: 'log',
+        line: o.failure === undefined
+          ? `served | ${what} | files | ${o.files} | bytes | ${o.bytes} | seconds | ${(o.durationMs / 1000).toFixed(2)}`
+          : `relay failed | ${what} | ${o.failure}`
+      })
+    })
+  }
+}).createMachine({
+  id: 'coordinator',
+  context: ({ input }) => ({
+    chatLimit: input.chatLimit,
+    relayTimeoutMs: input.relayTimeoutMs,
+    story: input.restored?.story ?? INITIAL_STORY,
+    analytics: input.restored?.analytics ?? INITIAL_ANALYTICS,
+    chat: input.restored?.chat ?? INITIAL_CHAT,
+    users: new Map(),
+    assets: {},
+    relays: new Map(),
+    nextRelayId: 1
+  }),
+  initial: 'running',
+  states: {
+    running: {
+      on: {
+        'user.join': {
+          actions: ['addUser', emit(({ event }) => ({ type: 'log' as const, line: `${event.username} | connected | ${event.userId}` }))]
+        },
+        'user.synced': { actions: 'notifyEveryoneOfUsers' },
+        'user.leave': { actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'removeUser', 'notifyOthersOfLeaving'] },
+        'story.submit': { actions: 'mergeSubmittedStory' },
+        'analytics.submit': { actions: 'mergeSubmittedAnalytics' },
+        'assets.submit': { actions: 'mergeSubmittedAssets' },
+        'users.request': { actions: 'replyUsers' },
+        'history.request': { actions: 'replyHistory' },
+        'at.report': { actions: 'recordAt' },
+        'message.say': { actions: 'appendMessage' },
+        'relay.request': { actions: 'decideRelay' },
+        'serve.begin': { actions: 'startRelay' },
+        'relay.timedOut': { actions: 'withdrawTimedOutRelay' },
+        'relay.finished': { actions: 'forgetFinishedRelay' }
+      }
+    }
+  }
+})
+
+export type CoordinatorRef = ActorRefFrom<typeof coordinatorMachine>
+export { SERVER_CHAT_NAME }

@@ -1,0 +1,383 @@
+import { assign, emit, enqueueActions, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate'
+import type { JsonValue } from '../protocol/frame.ts'
+import { errorMessage, type ErrorCode } from '../protocol/errors.ts'
+import {
+  parseRequest, validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString,
+  validateStorySubmission, validateUsername, type RequestType, type ServerSignal, type UserId
+} from '../protocol/messages.ts'
+import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
+import { enqueueNotification, withdrawServe, type Notification, type NotificationKind } from './notifications.ts'
+import type { FramePort } from './ports.ts'
+
+export interface SessionConfig {
+  readonly projectName: string
+  /** When set, the handshake asks `"secret?"` (§3). */
+  readonly secret?: string
+  /** §4 turn hold in ms; 0 answers an idle pass at once. */
+  readonly turnHoldMs: number
+  /** §4 idle limit in ms. */
+  readonly idleLimitMs: number
+}
+
+export interface SessionInput extends SessionConfig {
+  readonly userId: UserId
+  readonly coordinator: AnyActorRef
+  readonly port: FramePort
+}
+
+export interface SessionContext extends SessionInput {
+  readonly username: string | null
+  readonly joined: boolean
+  /** Notifications waiting for this client's pass, oldest first, coalesced (§4). */
+  readonly pending: readonly Notification[]
+  /** How many of `pending` this pass delivers: those pending when the client passed. */
+  readonly deliverable: number
+  readonly relayId: number | null
+  readonly closeReason: string
+}
+
+export type SessionEvent =
+  | { type: 'frame', value: JsonValue }
+  | { type: 'frame.binary' }
+  | { type: 'protocol.violation', detail: string }
+  | { type: 'socket.closed', reason: string }
+  | { type: 'server.shutdown' }
+  | CoordinatorReply
+
+export type SessionEmitted = { type: 'log', line: string }
+
+type SyncKind = 'story' | 'analytics' | 'assets'
+
+const SUBMISSION_VALIDATORS = {
+  story: validateStorySubmission,
+  analytics: validateAnalyticsSubmission,
+  assets: validateAssetsSubmission
+} as const
+
+const frameValue = (event: SessionEvent): JsonValue | undefined => (event.type === 'frame' ? event.value : undefined)
+const isString = (v: unknown): v is string => typeof v === 'string'
+
+export const sessionSetup = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+    emitted: {} as SessionEmitted
+  },
+  delays: {
+    turnHold: ({ context }) => context.turnHoldMs,
+    idleLimit: ({ context }) => context.idleLimitMs
+  },
+  guards: {
+    isValidUsername: ({ event }) => validateUsername(frameValue(event)).ok,
+    answerIsNotString: ({ event }) => !isString(frameValue(event)),
+    isOtherProject: ({ context, event }) => frameValue(event) !== context.projectName,
+    secretRequired: ({ context }) => context.secret !== undefined,
+    isWrongSecret: ({ context, event }) => frameValue(event) !== context.secret,
+    isValidSubmission: ({ event }, params: { kind: SyncKind }) => SUBMISSION_VALIDATORS[params.kind](frameValue(event)).ok,
+    requestIs: ({ event }, params: { type: RequestType }) => {
+      const r = parseRequest(frameValue(event))
+      return r.ok && r.value.type === params.type
+    },
+    hasDeliverable: ({ context }) => context.deliverable > 0,
+    nothingToDeliver: ({ context }) => context.deliverable === 0,
+    turnHoldIsZero: ({ context }) => context.turnHoldMs <= 0,
+    nextDeliveryIs: ({ context }, params: { kind: NotificationKind }) => context.pending[0]?.kind === params.kind,
+    takerBrokeTheRelay: ({ event }) => event.type === 'relay.ended' && event.violation !== undefined,
+    giverBrokeTheRelay: ({ event }) => event.type === 'serve.ended' && event.violation !== undefined
+  },
+  actions: {
+    say: ({ context }, params: { signal: ServerSignal }) => context.port.sendJson(params.signal),
+    sendYours: ({ context }) => context.port.sendJson('yours'),
+    sendError: ({ context }, params: { code: ErrorCode, detail: string }) => context.port.sendJson(errorMessage(params.code, params.detail)),
+    refuseHandshake: ({ context, event }) => {
+      const checked = validateUsername(frameValue(event))
+      const detail = checked.ok ? `expected a string, got ${JSON.stringify(frameValue(event))?.slice(0, 80)}` : checked.detail
+      context.port.sendJson(errorMessage('bad_handshake', detail))
+    },
+    refuseSubmission: ({ context, event }, params: { kind: SyncKind }) => {
+      const checked = SUBMISSION_VALIDATORS[params.kind](frameValue(event))
+      if (!checked.ok) context.port.sendJson(errorMessage(checked.code, checked.detail))
+    },
+    refuseRequest: ({ context, event }) => {
+      const checked = parseRequest(frameValue(event))
+      if (!checked.ok) context.port.sendJson(errorMessage(checked.code, checked.detail))
+    },
+    refuseOutOfTurn: ({ context }) => context.port.sendJson(errorMessage('protocol', 'a frame arrived while the client did not hold the turn')),
+    refuseBinary: ({ context }) => context.port.sendJson(errorMessage('protocol', 'a binary frame arrived outside a relay')),
+    refuseProtocol: ({ context, event }) => {
+      if (event.type === 'protocol.violation') context.port.sendJson(errorMessage('protocol', event.detail))
+    },
+    keepUsername: assign({ username: ({ event }) => (frameValue(event) as string) }),
+    noteCloseReason: assign({ closeReason: (_, params: { reason: string }) => params.reason }),
+    noteSocketClosed: assign({ closeReason: ({ event }) => (event.type === 'socket.closed' ? event.reason : 'closed') }),
+    noteViolation: assign({ closeReason: ({ event }) => (event.type === 'protocol.violation' ? `protocol | ${event.detail}` : 'protocol') }),
+
+    joinCoordinator: sendTo(({ context }) => context.coordinator, ({ context, self }) => ({
+      type: 'user.join', userId: context.userId, username: context.username ?? '', session: self, port: context.port
+    })),
+    markJoined: assign({ joined: true }),
+    tellCoordinatorSynced: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'user.synced', userId: context.userId })),
+    submitToCoordinator: sendTo(({ context }) => context.coordinator, ({ context, event }, params: { kind: SyncKind, origin: ExchangeOrigin }) => {
+      const checked = SUBMISSION_VALIDATORS[params.kind](frameValue(event))
+      return { type: `${params.kind}.submit`, userId: context.userId, submission: checked.ok ? checked.value : null, origin: params.origin }
+    }),
+    sendMergedReply: ({ context, event }) => {
+      if (event.type === 'story.current') context.port.sendJson([event.owner, event.story])
+      if (event.type === 'analytics.current') context.port.sendJson(event.analytics)
+      if (event.type === 'assets.current') context.port.sendJson(event.assets)
+    },
+    requestUsers: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'users.request', userId: context.userId })),
+    sendUsersReply: ({ context, event }) => { if (event.type === 'users.current') context.port.sendJson(event.users) },
+    reportAt: sendTo(({ context }) => context.coordinator, ({ context, event }) => {
+      const r = parseRequest(frameValue(event))
+      return r.ok && r.value.type === 'at'
+        ? { type: 'at.report', userId: context.userId, path: r.value.path, timestamp: r.value.timestamp }
+        : { type: 'ignored' }
+    }),
+    sayMessage: sendTo(({ context }) => context.coordinator, ({ context, event }) => {
+      const r = parseRequest(frameValue(event))
+      return r.ok && r.value.type === 'message' ? { type: 'message.say', userId: context.userId, text: r.value.text } : { type: 'ignored' }
+    }),
+    requestRelay: sendTo(({ context }) => context.coordinator, ({ context, event }) => {
+      const r = parseRequest(frameValue(event))
+      return r.ok && r.value.type === 'get'
+        ? { type: 'relay.request', userId: context.userId, giver: r.value.giver, folder: r.value.folder }
+        : { type: 'ignored' }
+    }),
+    sendRefusal: ({ context, event }) => { if (event.type === 'relay.refused') context.port.sendJson(errorMessage(event.code, event.detail)) },
+    keepRelayId: assign({ relayId: ({ event }) => (event.type === 'relay.accepted' ? event.relayId : null) }),
+
+    enqueueNotification: assign({
+      pending: ({ context, event }) => (event.type === 'notify' ? enqueueNotification(context.pending, event.notification) : context.pending)
+    }),
+    withdrawServe: assign(({ context, event }) => {
+      if (event.type !== 'serve.withdraw') return {}
+      const index = context.pending.findIndex((n) => n.kind === 'serve' && n.relayId === event.relayId)
+      if (index < 0) return {}
+      return { pending: withdrawServe(context.pending, event.relayId), deliverable: context.deliverable - (index < context.deliverable ? 1 : 0) }
+    }),
+    markDeliverable: assign({ deliverable: ({ context }) => context.pending.length }),
+    dropDelivered: assign({ pending: ({ context }) => context.pending.slice(1), deliverable: ({ context }) => context.deliverable - 1 }),
+    sendUsersSignal: ({ context }) => context.port.sendJson('users'),
+    sendAt: ({ context }) => {
+      const n = context.pending[0]
+      if (n?.kind === 'at') context.port.sendJson([n.from, 'at', n.path, n.timestamp])
+    },
+    requestHistory: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'history.request', userId: context.userId })),
+    sendMessages: ({ context, event }) => { if (event.type === 'history.current') context.port.sendJson(['messages', event.history]) },
+    keepServeRelayId: assign({ relayId: ({ context }) => { const n = context.pending[0]; return n?.kind === 'serve' ? n.relayId : null } }),
+    tellCoordinatorServeBegins: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'serve.begin', userId: context.userId, relayId: context.relayId })),
+    sendRelayError: ({ context, event }) => {
+      if (event.type === 'relay.ended' && event.error !== undefined) context.port.sendJson(errorMessage(event.error.code, event.error.detail))
+    },
+    sendRelayViolation: ({ context, event }) => {
+      const detail = event.type === 'relay.ended' || event.type === 'serve.ended' ? event.violation : undefined
+      if (detail !== undefined) context.port.sendJson(errorMessage('protocol', detail))
+    },
+    leaveCoordinatorIfJoined: enqueueActions(({ context, enqueue }) => {
+      if (context.joined) enqueue.sendTo(context.coordinator, { type: 'user.leave', userId: context.userId })
+    }),
+    closeConnection: ({ context }) => context.port.close(),
+    logDisconnect: emit(({ context }) => ({
+      type: 'log' as const,
+      line: `${context.username ?? '(no username)'} | disconnected | ${context.userId} | ${context.closeReason}`
+    }))
+  }
+})
+
+const idle = { idleLimit: { target: '#session.closed', actions: { type: 'noteCloseReason', params: { reason: 'idle limit' } } } } as const
+
+/**
+ * One §3 sync exchange: `S: "<kind>"`, `C: submission`, `S: merged`, `C: ack`.
+ * In the initial sync a malformed answer closes the connection; later it is
+ * answered with `bad_request` and the turn goes on.
+ */
+function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
+  const refusal = origin === 'sync'
+    ? { target: '#session.closed', actions: [{ type: 'refuseSubmission', params: { kind } }, { type: 'noteCloseReason', params: { reason: `bad ${kind} sync answer` } }] }
+    : { target: 'done', actions: { type: 'refuseSubmission', params: { kind } } }
+  return sessionSetup.createStateConfig({
+    initial: 'awaitingSubmission',
+    states: {
+      awaitingSubmission: {
+        entry: { type: 'say', params: { signal: kind } },
+        after: idle,
+        on: {
+          frame: [
+            { guard: { type: 'isValidSubmission', params: { kind } }, target: 'awaitingMerge', actions: { type: 'submitToCoordinator', params: { kind, origin } } },
+            refusal as never
+          ]
+        }
+      },
+      awaitingMerge: { on: { [`${kind}.current`]: { target: 'awaitingAck', actions: 'sendMergedReply' } } },
+      awaitingAck: { after: idle, on: { frame: 'done' } },
+      done: { type: 'final' }
+    }
+  })
+}
+
+const deliver = (kind: NotificationKind) => ({ type: 'nextDeliveryIs', params: { kind } }) as const
+const request = (type: RequestType) => ({ type: 'requestIs', params: { type } }) as const
+
+export const sessionMachine = sessionSetup.createMachine({
+  id: 'session',
+  context: ({ input }) => ({
+    ...input, username: null, joined: false, pending: [], deliverable: 0, relayId: null, closeReason: ''
+  }),
+  initial: 'handshake',
+  on: {
+    frame: { target: '.closed', actions: ['refuseOutOfTurn', { type: 'noteCloseReason', params: { reason: 'frame out of turn' } }] },
+    'frame.binary': { target: '.closed', actions: ['refuseBinary', { type: 'noteCloseReason', params: { reason: 'binary frame outside a relay' } }] },
+    'protocol.violation': { target: '.closed', actions: ['refuseProtocol', 'noteViolation'] },
+    'socket.closed': { target: '.closed', actions: 'noteSocketClosed' },
+    'server.shutdown': { target: '.closed', actions: { type: 'noteCloseReason', params: { reason: 'server shutting down' } } },
+    notify: { actions: 'enqueueNotification' },
+    'serve.withdraw': { actions: 'withdrawServe' }
+  },
+  states: {
+    handshake: {
+      initial: 'username',
+      states: {
+        username: {
+          entry: { type: 'say', params: { signal: 'username?' } },
+          after: idle,
+          on: {
+            frame: [
+              { guard: 'isValidUsername', target: 'project', actions: 'keepUsername' },
+              { target: '#session.closed', actions: ['refuseHandshake', { type: 'noteCloseReason', params: { reason: 'bad handshake' } }] }
+            ]
+          }
+        },
+        project: {
+          entry: { type: 'say', params: { signal: 'project?' } },
+          after: idle,
+          on: {
+            frame: [
+              { guard: 'answerIsNotString', target: '#session.closed', actions: ['refuseHandshake', { type: 'noteCloseReason', params: { reason: 'bad handshake' } }] },
+              { guard: 'isOtherProject', target: '#session.closed', actions: [{ type: 'say', params: { signal: 'wrong_project' } }, { type: 'noteCloseReason', params: { reason: 'wrong project' } }] },
+              { guard: 'secretRequired', target: 'secret' },
+              { target: '#session.syncing' }
+            ]
+          }
+        },
+        secret: {
+          entry: { type: 'say', params: { signal: 'secret?' } },
+          after: idle,
+          on: {
+            frame: [
+              { guard: 'answerIsNotString', target: '#session.closed', actions: ['refuseHandshake', { type: 'noteCloseReason', params: { reason: 'bad handshake' } }] },
+              { guard: 'isWrongSecret', target: '#session.closed', actions: [{ type: 'say', params: { signal: 'wrong_secret' } }, { type: 'noteCloseReason', params: { reason: 'wrong secret' } }] },
+              { target: '#session.syncing' }
+            ]
+          }
+        }
+      }
+    },
+    syncing: {
+      entry: ['joinCoordinator', 'markJoined'],
+      initial: 'story',
+      states: {
+        story: { ...syncExchange('story', 'sync'), onDone: 'assets' },
+        assets: { ...syncExchange('assets', 'sync'), onDone: 'analytics' },
+        analytics: { ...syncExchange('analytics', 'sync'), onDone: 'synced' },
+        synced: { type: 'final' }
+      },
+      onDone: { target: 'turnTaking', actions: ['sendYours', 'tellCoordinatorSynced'] }
+    },
+    turnTaking: {
+      initial: 'clientHolds',
+      states: {
+        clientHolds: {
+          after: idle,
+          on: {
+            frame: [
+              { guard: request('pass'), target: 'passed' },
+              { guard: request('story'), target: 'story' },
+              { guard: request('analytics'), target: 'analytics' },
+              { guard: request('assets'), target: 'assets' },
+              { guard: request('users'), target: 'users' },
+              { guard: request('at'), target: 'clientHolds', reenter: true, actions: ['reportAt', 'sendYours'] },
+              { guard: request('message'), target: 'clientHolds', reenter: true, actions: ['sayMessage', 'sendYours'] },
+              { guard: request('get'), target: 'getting' },
+              { target: 'clientHolds', reenter: true, actions: ['refuseRequest', 'sendYours'] }
+            ]
+          }
+        },
+        story: { ...syncExchange('story', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
+        analytics: { ...syncExchange('analytics', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
+        assets: { ...syncExchange('assets', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
+        users: {
+          entry: 'requestUsers',
+          on: { 'users.current': { target: 'clientHolds', actions: ['sendUsersReply', 'sendYours'] } }
+        },
+        getting: {
+          entry: 'requestRelay',
+          on: {
+            'relay.accepted': { target: '#session.paused', actions: 'keepRelayId' },
+            'relay.refused': { target: 'clientHolds', actions: ['sendRefusal', 'sendYours'] }
+          }
+        },
+        passed: {
+          entry: 'markDeliverable',
+          always: [
+            { guard: 'hasDeliverable', target: 'delivering' },
+            { guard: 'turnHoldIsZero', target: 'clientHolds', actions: 'sendYours' },
+            { target: 'holding' }
+          ]
+        },
+        holding: {
+          after: { turnHold: { target: 'clientHolds', actions: 'sendYours' } },
+          on: { notify: { target: 'delivering', actions: ['enqueueNotification', 'markDeliverable'] } }
+        },
+        delivering: {
+          initial: 'next',
+          states: {
+            next: {
+              always: [
+                { guard: 'nothingToDeliver', target: '#session.turnTaking.clientHolds', actions: 'sendYours' },
+                { guard: deliver('users'), target: 'next', reenter: true, actions: ['sendUsersSignal', 'dropDelivered'] },
+                { guard: deliver('at'), target: 'next', reenter: true, actions: ['sendAt', 'dropDelivered'] },
+                { guard: deliver('message'), target: 'messages', actions: 'dropDelivered' },
+                { guard: deliver('story'), target: 'story', actions: 'dropDelivered' },
+                { guard: deliver('analytics'), target: 'analytics', actions: 'dropDelivered' },
+                { guard: deliver('assets'), target: 'assets', actions: 'dropDelivered' },
+                { guard: deliver('serve'), target: '#session.serving', actions: ['keepServeRelayId', 'dropDelivered'] }
+              ]
+            },
+            messages: {
+              entry: 'requestHistory',
+              on: { 'history.current': { target: 'next', actions: 'sendMessages' } }
+            },
+            story: { ...syncExchange('story', 'notification'), onDone: 'next' },
+            analytics: { ...syncExchange('analytics', 'notification'), onDone: 'next' },
+            assets: { ...syncExchange('assets', 'notification'), onDone: 'next' }
+          }
+        }
+      }
+    },
+    paused: {
+      on: {
+        'relay.ended': [
+          { guard: 'takerBrokeTheRelay', target: 'closed', actions: ['sendRelayViolation', { type: 'noteCloseReason', params: { reason: 'protocol | broke the relay as taker' } }] },
+          { target: 'turnTaking.clientHolds', actions: ['sendRelayError', 'sendYours'] }
+        ]
+      }
+    },
+    serving: {
+      entry: 'tellCoordinatorServeBegins',
+      on: {
+        'serve.ended': [
+          { guard: 'giverBrokeTheRelay', target: 'closed', actions: ['sendRelayViolation', { type: 'noteCloseReason', params: { reason: 'protocol | broke the relay as giver' } }] },
+          { target: 'turnTaking.delivering' }
+        ]
+      }
+    },
+    closed: {
+      type: 'final',
+      entry: ['leaveCoordinatorIfJoined', 'closeConnection', 'logDisconnect']
+    }
+  }
+})
+
+export type SessionRef = ActorRefFrom<typeof sessionMachine>

@@ -1,0 +1,117 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { createActor, type InspectionEvent, type Observer } from 'xstate'
+import { coordinatorMachine, type CoordinatorRef, type DurableState } from '../actors/coordinator.ts'
+import { giverMachine } from '../actors/giver.ts'
+import { sessionMachine, type SessionRef } from '../actors/session.ts'
+import { encodeJson } from '../protocol/frame.ts'
+import { errorMessage } from '../protocol/errors.ts'
+import { Connection, userIdOf } from './connection.ts'
+import { relayPipe } from './relay-pipe.ts'
+import type { ServerLog } from './log.ts'
+
+export interface ServerOptions {
+  readonly projectName: string
+  readonly host: string
+  readonly port: number
+  readonly secret?: string
+  readonly turnHoldMs: number
+  readonly idleLimitMs: number
+  readonly relayTimeoutMs: number
+  readonly maxFrame: number
+  readonly chatLimit: number
+  readonly maxConnections: number
+  /** State a store loaded at start (issue: persistence). */
+  readonly restored?: DurableState
+  /** XState inspection observer (issue: inspector). */
+  readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void)
+}
+
+export const DEFAULTS = {
+  host: '0.0.0.0',
+  port: 64646,
+  turnHoldMs: 250,
+  idleLimitMs: 120_000,
+  relayTimeoutMs: 60_000,
+  maxFrame: 64 * 1024 * 1024,
+  chatLimit: 10_000,
+  maxConnections: 10_000
+} as const
+
+export interface RunningServer {
+  readonly host: string
+  readonly port: number
+  readonly coordinator: CoordinatorRef
+  /** How many client connections are open. */
+  readonly connectionCount: () => number
+  /** Stops accepting, closes every session, waits for their sockets (bounded), stops the actors. */
+  readonly close: () => Promise<void>
+}
+
+/** Socket reads of up to 1 MiB cut per-chunk overhead on large relays. */
+const READ_HIGH_WATER = 1024 * 1024
+
+export async function startServer (options: ServerOptions, log: ServerLog): Promise<RunningServer> {
+  const inspect = options.inspect
+  const coordinator = createActor(
+    coordinatorMachine.provide({ actors: { giver: giverMachine.provide({ actors: { relayPipe } }) } }),
+    { input: { chatLimit: options.chatLimit, relayTimeoutMs: options.relayTimeoutMs, restored: options.restored }, inspect }
+  )
+  coordinator.on('log', (e) => log.human(e.line))
+  coordinator.start()
+
+  const sessions = new Map<Socket, SessionRef>()
+  const ended = new Set<Promise<void>>()
+
+  const server: Server = createServer({ highWaterMark: READ_HIGH_WATER, noDelay: true }, (socket) => {
+    socket.on('error', (err) => log.debug(`socket error | ${userIdOf(socket)} | ${err.message}`))
+    if (sessions.size >= options.maxConnections) {
+      log.human(`refused | ${userIdOf(socket)} | busy`)
+      socket.end(encodeJson(errorMessage('busy', `the server is at its limit of ${options.maxConnections} connections`)))
+      return
+    }
+    const connection = new Connection(socket, options.maxFrame)
+    const session = createActor(sessionMachine, {
+      input: {
+        userId: userIdOf(socket),
+        projectName: options.projectName,
+        secret: options.secret,
+        turnHoldMs: options.turnHoldMs,
+        idleLimitMs: options.idleLimitMs,
+        coordinator,
+        port: connection
+      },
+      inspect
+    })
+    session.on('log', (e) => log.human(e.line))
+    sessions.set(socket, session)
+    log.debug(`accepted | ${userIdOf(socket)}`)
+    session.start()
+    const done = connection.run(session).finally(() => {
+      sessions.delete(socket)
+      session.stop()
+      ended.delete(done)
+    })
+    ended.add(done)
+  })
+  server.on('error', (err) => log.error(`server error | ${err.message}`))
+  server.listen(options.port, options.host)
+  await once(server, 'listening')
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : options.port
+
+  return {
+    host: options.host,
+    port,
+    coordinator,
+    connectionCount: () => sessions.size,
+    close: async () => {
+      server.close()
+      for (const session of sessions.values()) session.send({ type: 'server.shutdown' })
+      const deadline = new Promise((resolve) => setTimeout(resolve, 3_000).unref())
+      await Promise.race([Promise.all([...ended]), deadline])
+      for (const socket of sessions.keys()) socket.destroy()
+      coordinator.stop()
+    }
+  }
+}
