@@ -32,15 +32,15 @@ export function mergeAnalytics (current: AnalyticsState, submitted: AnalyticsSub
  * newer, and then stamped with the submitter's own id.
  */
 export function mergeAssets (current: AssetIndex, submitted: AssetIndex, submitter: UserId): { merged: AssetIndex, changed: boolean } {
-  let merged: Record<string, AssetEntry> | null = null
+  const taken: Array<[string, AssetEntry]> = []
   for (const [path, [, timestamp]] of Object.entries(submitted)) {
     const mine = Object.hasOwn(current, path) ? current[path] : undefined
-    if (mine === undefined || isNewer(timestamp, mine[1])) {
-      merged ??= { ...current }
-      merged[path] = [submitter, timestamp]
-    }
+    if (mine === undefined || isNewer(timestamp, mine[1])) taken.push([path, [submitter, timestamp]])
   }
-  return merged === null ? { merged: current, changed: false } : { merged, changed: true }
+  // fromEntries, not indexing: a path named "__proto__" must stay an entry.
+  return taken.length === 0
+    ? { merged: current, changed: false }
+    : { merged: Object.fromEntries([...Object.entries(current), ...taken]), changed: true }
 }
 
 /** §6: a leaver's entries go with it. */

@@ -1,14 +1,15 @@
 /** Result of a check: the accepted value, or a precise reason. */
 export type Checked<T> = { ok: true, value: T } | { ok: false, reason: string }
 
-const DRIVE_LETTER = /^[A-Za-z]:/
+/** A segment like `C:` anywhere: a Windows client joining segments would jump to that drive. */
+const DRIVE_LETTER = /(^|\/)[A-Za-z]:/
 
 function commonRefusal (path: unknown, what: string): string | null {
   if (typeof path !== 'string') return `${what} must be a string`
   if (path.length === 0) return `${what} is empty`
   if (path.includes('\0')) return `${what} contains a NUL byte`
   if (path.includes('\\')) return `${what} contains a backslash`
-  if (DRIVE_LETTER.test(path) || DRIVE_LETTER.test(path.replace(/^\/+/, ''))) return `${what} starts with a drive letter`
+  if (DRIVE_LETTER.test(path)) return `${what} has a drive letter`
   if (path.split('/').includes('..')) return `${what} has a '..' segment`
   return null
 }
