@@ -114,6 +114,9 @@ export const coordinatorMachine = setup({
     emitted: {} as CoordinatorEmitted
   },
   actors: { giver: giverMachine, taker: takerMachine },
+  guards: {
+    isKnownUser: ({ context, event }) => 'userId' in event && context.users.has(event.userId)
+  },
   actions: {
 
     addUser: assign({
@@ -333,7 +336,7 @@ export const coordinatorMachine = setup({
           actions: ['addUser', emit(({ event }) => ({ type: 'log' as const, line: `${event.username} | connected | ${event.userId}` }))]
         },
         'user.synced': { actions: 'notifyEveryoneOfUsers' },
-        'user.leave': { actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'removeUser', 'notifyOthersOfLeaving'] },
+        'user.leave': { guard: 'isKnownUser', actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'removeUser', 'notifyOthersOfLeaving'] },
         'story.submit': { actions: 'mergeSubmittedStory' },
         'analytics.submit': { actions: 'mergeSubmittedAnalytics' },
         'assets.submit': { actions: 'mergeSubmittedAssets' },
