@@ -37,7 +37,8 @@ export class Connection implements FramePort {
     this.session = session
     let reason = 'client closed the connection'
     try {
-      await pipe(this.socket, decodeFrames({ maxFrame: this.maxFrame }), async (frames) => {
+      // destroyOnReturn: false, or a violation would destroy the socket before its error frame is sent.
+      await pipe(this.socket.iterator({ destroyOnReturn: false }), decodeFrames({ maxFrame: this.maxFrame }), async (frames) => {
         for await (const frame of frames) {
           if (this.borrowed !== null) await this.borrowed.put(frame)
           else this.toSession(frame)
@@ -54,7 +55,8 @@ export class Connection implements FramePort {
     } finally {
       this.borrowed?.end()
       this.tell({ type: 'socket.closed', reason })
-      this.socket.destroy()
+      // Let what was queued (an error frame) flush before the socket goes.
+      this.close()
     }
   }
 
