@@ -20,7 +20,8 @@ interface BenchEntry {
 }
 
 export const BENCHES: readonly BenchEntry[] = [
-  { name: 'codec', module: './codec.ts', fn: 'benchCodec' }
+  { name: 'codec', module: './codec.ts', fn: 'benchCodec' },
+  { name: 'turns', module: './turns.ts', fn: 'benchTurns' }
 ]
 
 /** A markdown table; columns are the union of the rows' keys, in first-seen order. */
