@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { DEFAULTS } from './server.ts'
+import { DEFAULTS, type ServerOptions } from './server.ts'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts'
 
 export const DISCOVERY_PORT = 54545
@@ -7,17 +7,8 @@ export const LOOPBACK_BROADCAST = '127.255.255.255'
 export const LAN_BROADCAST = '255.255.255.255'
 export const DEFAULT_INSPECT_PORT = 8080
 
-export interface CliOptions {
-  readonly projectName: string
-  readonly host: string
-  readonly port: number
-  readonly turnHoldMs: number
-  readonly idleLimitMs: number
-  readonly relayTimeoutMs: number
-  readonly maxFrame: number
-  readonly chatLimit: number
-  readonly maxConnections: number
-  readonly secret?: string
+/** What the command line decides: the server's own options, and the app's around it. */
+export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect'> {
   readonly logFormat: LogFormat
   readonly logLevel: LogLevel
   readonly discovery: false | { readonly address: string, readonly port: number, readonly intervalMs: number }
