@@ -151,6 +151,7 @@ export const coordinatorMachine = setup({
         }
         if (r.taker === event.userId) {
           enqueue.sendTo(r.giverActor, { type: 'taker.left' })
+          enqueue.sendTo(r.takerActor, { type: 'taker.left' })
           if (!r.started) {
             const giver = context.users.get(r.giver)
             if (giver !== undefined) enqueue.sendTo(giver.session, { type: 'serve.withdraw', relayId: r.id })
