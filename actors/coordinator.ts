@@ -1,4 +1,4 @@
-import { assign, emit, enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate'
+import { assign, emit, enqueueActions, setup, stopChild, type ActorRefFrom, type AnyActorRef, type DoneActorEvent } from 'xstate'
 import type { JsonValue } from '../protocol/frame.ts'
 import type { ErrorCode } from '../protocol/errors.ts'
 import type {
@@ -73,6 +73,7 @@ export type CoordinatorEvent =
   | { type: 'serve.begin', userId: UserId, relayId: number }
   | { type: 'relay.timedOut', relayId: number }
   | { type: 'relay.finished', relayId: number, outcome: RelayOutcome }
+  | DoneActorEvent<unknown, string>
 
 /** What the coordinator sends a session. */
 export type CoordinatorReply =
@@ -299,6 +300,7 @@ export const coordinatorMachine = setup({
       enqueue.sendTo(relay.giverActor, { type: 'relay.withdrawn' })
       enqueue.emit({ type: 'log', line: `relay timeout | ${relay.folder} | from | ${relay.giver} | to | ${relay.taker}` })
     }),
+    stopFinishedRelayActor: stopChild(({ event }) => ('actorId' in event ? event.actorId : '')),
     forgetFinishedRelay: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'relay.finished') return
       const relay = context.relays.get(event.relayId)
@@ -348,7 +350,9 @@ export const coordinatorMachine = setup({
         'relay.request': { actions: 'decideRelay' },
         'serve.begin': { actions: 'startRelay' },
         'relay.timedOut': { actions: 'withdrawTimedOutRelay' },
-        'relay.finished': { actions: 'forgetFinishedRelay' }
+        'relay.finished': { actions: 'forgetFinishedRelay' },
+        // A relay actor reached its final state: remove it, or every relay would leave two behind.
+        'xstate.done.actor.*': { actions: 'stopFinishedRelayActor' }
       }
     }
   }

@@ -30,4 +30,26 @@ describe('relay smoke', () => {
     expect(await g.recv()).toBe('yours')
     expect(server.lines.some((l) => l.startsWith('served | /chr/Moria'))).toBe(true)
   })
+
+  it('leaves no relay actor behind, after a relay or a timeout', async () => {
+    server = await startTestServer({ relayTimeoutMs: 200 })
+    const g = (await join(server.port, 'Test Film', { username: 'g' })).client
+    const t = (await join(server.port, 'Test Film', { username: 't' })).client
+    t.send(['get', g.userId, '/x'])
+    expect(await t.recv()).toEqual(['error', 'relay_timeout', expect.any(String)])
+    expect(await t.recv()).toBe('yours')
+    t.send(['get', g.userId, '/x'])
+    g.send('yours')
+    expect(await g.recv()).toBe('users')
+    expect(await g.recv()).toEqual(['give', '/x'])
+    g.send({})
+    expect(await t.recv()).toEqual({})
+    t.send([])
+    expect(await g.recv()).toEqual([])
+    expect(await g.recv()).toBe('yours')
+    expect(await t.recv()).toBe('yours')
+    const snapshot = server.coordinator.getSnapshot()
+    expect(Object.keys(snapshot.children)).toEqual([])
+    expect(snapshot.context.relays.size).toBe(0)
+  })
 })
