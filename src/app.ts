@@ -17,7 +17,7 @@ export interface App {
  * app stopped by itself (a UDP abort).
  */
 export async function startApp (options: CliOptions, log: ServerLog, onExit: (code: number) => void): Promise<App> {
-  const store = createStore({ projectName: options.projectName, persist: options.persist }, log)
+  const store = createStore({ projectName: options.projectName, persist: options.persist, chatLimit: options.chatLimit }, log)
   const restored = await store.load()
 
   let inspector: Inspector | undefined
@@ -28,8 +28,6 @@ export async function startApp (options: CliOptions, log: ServerLog, onExit: (co
 
   const server = await startServer({ ...options, restored, inspect: inspector?.inspect }, log)
   server.coordinator.on('durableStateChanged', (e) => store.save(e.state))
-  log.human(`multiuser server | started | ${firstExternalIPv4()} | ${options.projectName}`)
-  log.debug(`listening on ${server.host}:${server.port}`)
 
   let stopping: Promise<void> | undefined
   const stop = (why: string): Promise<void> => {
@@ -51,6 +49,10 @@ export async function startApp (options: CliOptions, log: ServerLog, onExit: (co
       () => { void stop('abort').then(() => onExit(0)) }
     )
   }
+
+  // After discovery, so the terminal mirror carries this line too.
+  log.human(`multiuser server | started | ${firstExternalIPv4()} | ${options.projectName}`)
+  log.debug(`listening on ${server.host}:${server.port}`)
 
   return { server, stop }
 }
