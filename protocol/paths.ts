@@ -27,8 +27,9 @@ export function checkRelativePath (path: unknown): Checked<string> {
   if (refusal !== null) return { ok: false, reason: refusal }
   const p = path as string
   if (p.startsWith('/')) return { ok: false, reason: `relative file path ${JSON.stringify(p)} is absolute` }
-  if (p.split('/').some((segment) => segment === '')) {
-    return { ok: false, reason: `relative file path ${JSON.stringify(p)} has an empty segment` }
-  }
+  // Empty and '.' segments would give one file two manifest keys ("a", "./a", "b//a").
+  const segments = p.split('/')
+  if (segments.includes('')) return { ok: false, reason: `relative file path ${JSON.stringify(p)} has an empty segment` }
+  if (segments.includes('.')) return { ok: false, reason: `relative file path ${JSON.stringify(p)} has a '.' segment` }
   return { ok: true, value: p }
 }

@@ -55,7 +55,7 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
   const inspect = options.inspect
   const coordinator = createActor(
     coordinatorMachine.provide({ actors: { giver: giverMachine.provide({ actors: { relayPipe } }) } }),
-    { input: { chatLimit: options.chatLimit, relayTimeoutMs: options.relayTimeoutMs, restored: options.restored }, inspect }
+    { input: { chatLimit: options.chatLimit, relayTimeoutMs: options.relayTimeoutMs, idleLimitMs: options.idleLimitMs, restored: options.restored }, inspect }
   )
   coordinator.on('log', (e) => log.human(e.line))
   coordinator.start()
@@ -107,7 +107,9 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
     connectionCount: () => sessions.size,
     close: async () => {
       server.close()
-      for (const session of sessions.values()) session.send({ type: 'server.shutdown' })
+      for (const session of sessions.values()) {
+        if (session.getSnapshot().status === 'active') session.send({ type: 'server.shutdown' })
+      }
       const deadline = new Promise((resolve) => setTimeout(resolve, 3_000).unref())
       await Promise.race([Promise.all([...ended]), deadline])
       for (const socket of sessions.keys()) socket.destroy()

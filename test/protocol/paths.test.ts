@@ -18,9 +18,9 @@ const checks = [
   ['checkRelativePath', checkRelativePath, 'relative file path']
 ] as const
 
-/** A path segment that is never `..` and holds no `/`, `\`, NUL or `:`. */
+/** A path segment that is never `..` or `.` and holds no `/`, `\`, NUL or `:`. */
 const segmentArb = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 })
-  .filter((s) => s !== '..' && !/[/\\\0:]/.test(s))
+  .filter((s) => s !== '..' && s !== '.' && !/[/\\\0:]/.test(s))
 
 describe('refusals common to both kinds of path (§2)', () => {
   for (const [name, check, what] of checks) {
@@ -159,5 +159,19 @@ describe('properties (§2)', () => {
     fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 30 }), (p) => {
       if (checkRelativePath(p).ok) expect(checkProjectPath(p).ok).toBe(true)
     }))
+  })
+})
+
+describe('readings beyond the letter of §2', () => {
+  it('refuses a drive-letter segment anywhere, not only at the start', () => {
+    for (const p of ['a/C:/x', '/chr/D:', 'render/z:/0001.png']) {
+      expectRefused(checkProjectPath(p), 'drive letter')
+      expectRefused(checkRelativePath(p.replace(/^\//, '')), 'drive letter')
+    }
+  })
+
+  it('refuses `.` segments in a relative file path (one file, one manifest key)', () => {
+    for (const p of ['./a', 'a/./b', 'a/.']) expectRefused(checkRelativePath(p), "'.' segment")
+    expectAccepted(checkRelativePath('.hidden/file'), '.hidden/file')
   })
 })

@@ -1,0 +1,509 @@
+import { EventEmitter, once } from 'node:events'
+import { connect as netConnect, type Socket } from 'node:net'
+import { DEFAULT_MAX_FRAME, type JsonValue } from '../../protocol/frame.ts'
+import {
+  validateAnalyticsSubmission, validateAssetsSubmission, validateStorySubmission, ZERO_TIMESTAMP,
+  type AssetEntry, type AssetIndex, type ChatLine, type JsonObject, type Timestamp, type UserId, type UsersReply
+} from '../../protocol/messages.ts'
+import { ClientError, RequestError } from './errors.ts'
+import { folderPath } from './fs-safety.ts'
+import { give, type GiveProgress } from './give.ts'
+import { HashCache } from './hash-cache.ts'
+import { take, type GetProgress, type GetResult } from './take.ts'
+import { Channel, errorOf, unexpected } from './wire.ts'
+
+export const DEFAULT_PORT = 64646
+export const DEFAULT_HOST = '127.0.0.1'
+
+/**
+ * What this client answers when a sync asks for it (§3): the story and the
+ * analytics with their timestamps, and the asset index. Absent parts are
+ * empty and as old as can be (`"0000/00/00-00:00:00"`), so the server's win.
+ */
+export interface LocalState {
+  story?: [JsonObject, Timestamp]
+  assets?: Record<string, AssetEntry>
+  analytics?: [JsonValue, Timestamp]
+}
+
+export interface ConnectOptions {
+  /** Default 127.0.0.1. */
+  host?: string
+  /** Default 64646. */
+  port?: number
+  username: string
+  project: string
+  /** Only if the server asks for one. */
+  secret?: string
+  /** The local project folder: what `get` writes into and what is served. */
+  root: string
+  state?: LocalState
+  /** Serve `root` when another user asks (default true); false answers every give with an empty manifest. */
+  serve?: boolean
+  /** Share one between clients of the same root to hash each file once. */
+  hashCache?: HashCache
+  /** After a `"users"` notification, ask for the users list on the next turn (default true). */
+  autoRefreshUsers?: boolean
+  /**
+   * Least time between two idle passes, in ms (default 250). The server holds
+   * an idle pass for its turn hold anyway; this only matters with a server
+   * whose hold is 0, so the client never spins.
+   */
+  idlePassIntervalMs?: number
+  /** Connecting plus handshake plus initial sync, in ms (default 10 000). */
+  timeoutMs?: number
+  /** Largest frame accepted from the server (default 64 MiB). */
+  maxFrame?: number
+}
+
+export interface StoryState { readonly owner: UserId, readonly story: JsonObject }
+export interface AtEvent { readonly from: UserId, readonly path: string, readonly timestamp: Timestamp }
+export interface CloseInfo {
+  readonly reason: string
+  /** Why the connection ended, when it was not `close()`/`destroy()`. */
+  readonly error?: ClientError
+}
+
+/** Every event of a Client, with its arguments. */
+export interface ClientEvents {
+  /** The server says the user list changed (§4 `users` notification). */
+  users: []
+  /** The users map was refreshed (automatically after `users`, or by `users()`). */
+  usersUpdated: [users: UsersReply]
+  /** Another user is looking at `path`. */
+  at: [at: AtEvent]
+  /** The chat changed: the whole history, oldest first. */
+  messages: [history: readonly ChatLine[]]
+  /** Another user changed the story (the server-started sync is answered and acked already). */
+  story: [story: StoryState]
+  analytics: [analytics: JsonValue]
+  assets: [assets: AssetIndex]
+  /** Serving a folder to another user: after the manifest, after each file, at the end. */
+  give: [progress: GiveProgress]
+  /** Progress of a `get` of this client. */
+  getProgress: [progress: GetProgress]
+  /** The connection ended; the client is unusable. */
+  close: [info: CloseInfo]
+}
+
+type EventMapOf<T> = { [K in keyof T]: T[K] extends unknown[] ? T[K] : never }
+
+interface Job {
+  readonly run: () => Promise<void>
+  readonly fail: (err: ClientError) => void
+}
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * Connects, runs the handshake and the initial sync from `state`, and
+ * returns a client that runs the turn loop by itself (§4).
+ */
+export async function connect (options: ConnectOptions): Promise<Client> {
+  const host = options.host ?? DEFAULT_HOST
+  const port = options.port ?? DEFAULT_PORT
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const socket = netConnect({ host, port })
+  socket.setNoDelay(true)
+  let timedOut = false
+  const timer = setTimeout(() => { timedOut = true; socket.destroy() }, timeoutMs)
+  try {
+    try {
+      await once(socket, 'connect')
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      if (timedOut) throw new ClientError('timeout', `no connection to ${host}:${port} within ${timeoutMs} ms`)
+      if (e.code === 'ECONNREFUSED') throw new ClientError('refused', `connection refused by ${host}:${port} (is the server running?)`)
+      throw new ClientError('refused', `cannot connect to ${host}:${port}: ${e.message}`)
+    }
+    const ch = new Channel(socket, options.maxFrame ?? DEFAULT_MAX_FRAME)
+    const state: LocalState = { ...options.state }
+    const initial = await handshake(ch, options, state).catch((err: unknown) => {
+      if (timedOut) throw new ClientError('timeout', `the server at ${host}:${port} did not finish the handshake within ${timeoutMs} ms`)
+      throw err
+    })
+    return new Client(ch, options, state, initial)
+  } catch (err) {
+    socket.destroy()
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+interface Initial { story: StoryState, assets: AssetIndex, analytics: JsonValue }
+
+async function handshake (ch: Channel, o: ConnectOptions, state: LocalState): Promise<Initial> {
+  const expect = async (want: string): Promise<JsonValue> => {
+    const v = await ch.json()
+    if (v === 'wrong_project') throw new ClientError('wrong_project', `the server does not serve project ${JSON.stringify(o.project)}`)
+    if (v === 'wrong_secret') {
+      throw new ClientError('wrong_secret', o.secret === undefined ? 'the server asks for a secret and none was given' : 'the server refused the secret')
+    }
+    if (v !== want && want !== '*') throw unexpected(v, JSON.stringify(want))
+    return v
+  }
+  await expect('username?')
+  ch.sendJson(o.username)
+  await expect('project?')
+  ch.sendJson(o.project)
+  const next = await expect('*')
+  if (next === 'secret?') {
+    ch.sendJson(o.secret ?? '')
+    await expect('story')
+  } else if (next !== 'story') {
+    throw unexpected(next, '"story"')
+  }
+  const story = storyReply(await syncAnswer(ch, 'story', state))
+  await expect('assets')
+  const assets = assetsReply(await syncAnswer(ch, 'assets', state))
+  await expect('analytics')
+  const analytics = await syncAnswer(ch, 'analytics', state)
+  await expect('yours')
+  return { story, assets, analytics }
+}
+
+type SyncKind = 'story' | 'assets' | 'analytics'
+
+function submission (kind: SyncKind, state: LocalState): JsonValue {
+  if (kind === 'story') return state.story ?? [{}, ZERO_TIMESTAMP]
+  if (kind === 'analytics') return state.analytics ?? [{}, ZERO_TIMESTAMP]
+  return (state.assets ?? {}) as unknown as JsonValue
+}
+
+/** After the server said `kind`: our submission, its merged reply, our ack. An error reply is thrown (no ack is due). */
+async function syncAnswer (ch: Channel, kind: SyncKind, state: LocalState): Promise<JsonValue> {
+  ch.sendJson(submission(kind, state))
+  const reply = await ch.json()
+  const e = errorOf(reply)
+  if (e !== null) throw new RequestError(e.code, e.detail, kind)
+  ch.sendJson('ack')
+  return reply
+}
+
+function storyReply (v: JsonValue): StoryState {
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string' || !isObject(v[1])) throw unexpected(v, '[owner, story]')
+  return { owner: v[0], story: v[1] }
+}
+
+function assetsReply (v: JsonValue): AssetIndex {
+  if (!isObject(v)) throw unexpected(v, 'the asset index')
+  return v as unknown as AssetIndex
+}
+
+/**
+ * A connected VCStudio client (§3–§5). Requests are queued and sent one per
+ * turn, in order; between requests the client passes and handles what the
+ * server delivers: notifications become events, server-started syncs are
+ * answered from the local state, gives are served from `root`.
+ *
+ * After a `users` notification the client asks for the users list on its
+ * next free turn (unless `autoRefreshUsers: false`) and emits `usersUpdated`;
+ * `usersMap` holds the latest list.
+ */
+export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
+  readonly userId: UserId
+  readonly username: string
+  readonly project: string
+  readonly root: string
+  readonly hashCache: HashCache
+  /** The latest the server said (initial sync, requests, notifications). */
+  story: StoryState
+  assets: AssetIndex
+  analytics: JsonValue
+  usersMap: UsersReply = {}
+  history: readonly ChatLine[] = []
+  /** Resolves once the connection has ended, however it ended. */
+  readonly closed: Promise<CloseInfo>
+
+  private readonly ch: Channel
+  private readonly state: LocalState
+  private readonly serve: boolean
+  private readonly autoRefreshUsers: boolean
+  private readonly idlePassIntervalMs: number
+  private readonly queue: Job[] = []
+  private usersStale = false
+  private closing = false
+  private destroyed = false
+  private wakeUp: (() => void) | null = null
+
+  constructor (ch: Channel, o: ConnectOptions, state: LocalState, initial: Initial) {
+    super()
+    this.ch = ch
+    this.state = state
+    const s = ch.socket
+    this.userId = `${(s.localAddress ?? '0.0.0.0').replace(/^::ffff:/, '')}:${s.localPort ?? 0}`
+    this.username = o.username
+    this.project = o.project
+    this.root = o.root
+    this.hashCache = o.hashCache ?? new HashCache()
+    this.serve = o.serve ?? true
+    this.autoRefreshUsers = o.autoRefreshUsers ?? true
+    this.idlePassIntervalMs = o.idlePassIntervalMs ?? 250
+    this.story = initial.story
+    this.assets = initial.assets
+    this.analytics = initial.analytics
+    // Start after the caller's `await connect()` went on, so its listeners are in place.
+    this.closed = new Promise((resolve) => setImmediate(() => { void this.loop().then(resolve) }))
+  }
+
+  /** What this client answers to syncs; `pushStory` and friends update it. */
+  get localState (): Readonly<LocalState> {
+    return this.state
+  }
+
+  /** Replaces parts of the local state without telling the server (the next sync sends them). */
+  setLocalState (part: LocalState): void {
+    Object.assign(this.state, part)
+  }
+
+  // ------------------------------------------------------------ requests (§4)
+
+  /** The connected users; also refreshes `usersMap`. */
+  users (): Promise<UsersReply> {
+    return this.enqueue(async () => await this.usersExchange())
+  }
+
+  /** Tells the others this user is looking at `path` (§2 project path). */
+  at (path: string, timestamp: Timestamp): Promise<void> {
+    return this.enqueue(async () => await this.simple(['at', path, timestamp], 'at'))
+  }
+
+  /** Sends a chat message (everyone, this user too, gets the new history). */
+  say (text: string): Promise<void> {
+    return this.enqueue(async () => await this.simple(['message', text], 'message'))
+  }
+
+  /** Makes `story` (as of `timestamp`) the local story and syncs it; resolves with the server's story and its owner. */
+  pushStory (story: JsonObject, timestamp: Timestamp): Promise<StoryState> {
+    const checked = validateStorySubmission([story, timestamp])
+    if (!checked.ok) return Promise.reject(new ClientError(checked.code, checked.detail))
+    this.state.story = [story, timestamp]
+    return this.enqueue(async () => storyReply(await this.syncRequest('story')))
+  }
+
+  /** Makes `analytics` (as of `timestamp`) the local analytics and syncs them; resolves with the server's. */
+  pushAnalytics (analytics: JsonValue, timestamp: Timestamp): Promise<JsonValue> {
+    const checked = validateAnalyticsSubmission([analytics, timestamp])
+    if (!checked.ok) return Promise.reject(new ClientError(checked.code, checked.detail))
+    this.state.analytics = [analytics, timestamp]
+    return this.enqueue(async () => await this.syncRequest('analytics'))
+  }
+
+  /** Merges `assets` into the local asset index and syncs it; resolves with the server's merged index. */
+  pushAssets (assets: Record<string, AssetEntry>): Promise<AssetIndex> {
+    const merged = { ...this.state.assets, ...assets }
+    const checked = validateAssetsSubmission(merged)
+    if (!checked.ok) return Promise.reject(new ClientError(checked.code, checked.detail))
+    this.state.assets = merged
+    return this.enqueue(async () => assetsReply(await this.syncRequest('assets')))
+  }
+
+  /**
+   * Fetches `folder` of user `userId` into `root/<folder>` (§5): only files
+   * whose SHA-256 differs from the local copy are asked for; each lands
+   * through a temp file and is renamed into place once its hash matches.
+   * Resolves with what was done; a relay error rejects with a GetError
+   * carrying the partial result.
+   */
+  get (userId: UserId, folder: string, options: { onProgress?: (p: GetProgress) => void } = {}): Promise<GetResult> {
+    if (folderPath(this.root, folder) === null) {
+      return Promise.reject(new ClientError('bad_path', `folder ${JSON.stringify(folder)} is not a project path inside the root`))
+    }
+    return this.enqueue(async () => {
+      this.ch.sendJson(['get', userId, folder])
+      return await take(this.ch, {
+        root: this.root,
+        giver: userId,
+        folder,
+        cache: this.hashCache,
+        progress: (p) => { options.onProgress?.(p); this.emit('getProgress', p) }
+      })
+    })
+  }
+
+  /** Finishes the requests already queued, then disconnects. */
+  async close (): Promise<void> {
+    this.closing = true
+    this.wake()
+    await this.closed
+  }
+
+  /** Disconnects at once; queued requests reject with `closed`. */
+  destroy (): void {
+    this.closing = true
+    this.destroyed = true
+    this.ch.socket.destroy()
+    this.wake()
+  }
+
+  // ------------------------------------------------------------ the turn loop
+
+  private enqueue<T> (exchange: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new ClientError('closed', 'the client is closed'))
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({
+        run: async () => {
+          try {
+            resolve(await exchange())
+          } catch (err) {
+            reject(err)
+            // A server error ends with "yours": the turn loop goes on. Anything else broke the connection.
+            if (!(err instanceof RequestError)) throw err
+          }
+        },
+        fail: reject
+      })
+      this.wake()
+    })
+  }
+
+  private wake (): void {
+    const w = this.wakeUp
+    this.wakeUp = null
+    w?.()
+  }
+
+  private async loop (): Promise<CloseInfo> {
+    let info: CloseInfo
+    try {
+      while (!(this.closing && this.queue.length === 0)) {
+        const job = this.queue.shift()
+        if (job !== undefined) { await job.run(); continue }
+        if (this.usersStale && !this.closing) {
+          this.usersStale = false
+          await this.usersExchange()
+          continue
+        }
+        const started = performance.now()
+        const delivered = await this.pass()
+        const left = this.idlePassIntervalMs - (performance.now() - started)
+        if (delivered === 0 && left > 0 && this.queue.length === 0 && !this.closing) {
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(() => { this.wakeUp = null; resolve() }, left)
+            this.wakeUp = () => { clearTimeout(t); resolve() }
+          })
+        }
+      }
+      info = { reason: 'closed by the client' }
+      await this.endSocket()
+    } catch (err) {
+      const error = err instanceof ClientError ? err : new ClientError('closed', (err as Error).message)
+      info = this.destroyed ? { reason: 'destroyed by the client' } : { reason: error.message, error }
+      this.closing = true
+      this.ch.socket.destroy()
+    }
+    const gone = info.error ?? new ClientError('closed', info.reason)
+    for (const job of this.queue.splice(0)) job.fail(gone)
+    this.emit('close', info)
+    return info
+  }
+
+  private async endSocket (): Promise<void> {
+    const s = this.ch.socket
+    if (s.destroyed) return
+    const closed = once(s, 'close').catch(() => {})
+    s.end()
+    const t = setTimeout(() => s.destroy(), 2_000)
+    await closed
+    clearTimeout(t)
+  }
+
+  /** Passes the turn; handles what the server delivers until `"yours"`. Returns how many notifications came. */
+  private async pass (): Promise<number> {
+    this.ch.sendJson('yours')
+    let count = 0
+    while (true) {
+      const v = await this.ch.json()
+      if (v === 'yours') return count
+      count++
+      if (v === 'users') {
+        if (this.autoRefreshUsers) this.usersStale = true
+        this.emit('users')
+      } else if (v === 'story' || v === 'assets' || v === 'analytics') {
+        await this.notifiedSync(v)
+      } else if (Array.isArray(v) && v.length === 2 && v[0] === 'messages' && Array.isArray(v[1])) {
+        this.history = v[1] as unknown as ChatLine[]
+        this.emit('messages', this.history)
+      } else if (Array.isArray(v) && v.length === 4 && v[1] === 'at' && typeof v[0] === 'string' && typeof v[2] === 'string' && typeof v[3] === 'string') {
+        this.emit('at', { from: v[0], path: v[2], timestamp: v[3] })
+      } else if (Array.isArray(v) && v.length === 2 && v[0] === 'give' && typeof v[1] === 'string') {
+        await give(this.ch, this.root, v[1], this.hashCache, this.serve, (p) => this.emit('give', p))
+      } else {
+        throw unexpected(v, 'a notification or "yours"')
+      }
+    }
+  }
+
+  /** A sync the server started on a pass: answered from the local state; a refusal only skips it. */
+  private async notifiedSync (kind: SyncKind): Promise<void> {
+    let reply: JsonValue
+    try {
+      reply = await syncAnswer(this.ch, kind, this.state)
+    } catch (err) {
+      if (err instanceof RequestError) return
+      throw err
+    }
+    if (kind === 'story') {
+      this.story = storyReply(reply)
+      this.emit('story', this.story)
+    } else if (kind === 'assets') {
+      this.assets = assetsReply(reply)
+      this.emit('assets', this.assets)
+    } else {
+      this.analytics = reply
+      this.emit('analytics', reply)
+    }
+  }
+
+  private async syncRequest (kind: SyncKind): Promise<JsonValue> {
+    this.ch.sendJson(kind)
+    const prompt = await this.ch.json()
+    const e = errorOf(prompt)
+    if (e !== null) {
+      await this.ch.yours('an error')
+      throw new RequestError(e.code, e.detail, kind)
+    }
+    if (prompt !== kind) throw unexpected(prompt, JSON.stringify(kind))
+    let reply: JsonValue
+    try {
+      reply = await syncAnswer(this.ch, kind, this.state)
+    } catch (err) {
+      if (err instanceof RequestError) await this.ch.yours('an error')
+      throw err
+    }
+    await this.ch.yours(kind)
+    if (kind === 'story') this.story = storyReply(reply)
+    else if (kind === 'assets') this.assets = assetsReply(reply)
+    else this.analytics = reply
+    return reply
+  }
+
+  private async usersExchange (): Promise<UsersReply> {
+    this.ch.sendJson('users')
+    const v = await this.ch.json()
+    const e = errorOf(v)
+    if (e !== null) {
+      await this.ch.yours('an error')
+      throw new RequestError(e.code, e.detail, 'users')
+    }
+    if (!isObject(v)) throw unexpected(v, 'the users list')
+    await this.ch.yours('users')
+    this.usersMap = v as unknown as UsersReply
+    this.emit('usersUpdated', this.usersMap)
+    return this.usersMap
+  }
+
+  /** A request whose only answer is `"yours"` (or an error, then `"yours"`). */
+  private async simple (request: JsonValue, name: string): Promise<void> {
+    this.ch.sendJson(request)
+    const v = await this.ch.json()
+    if (v === 'yours') return
+    const e = errorOf(v)
+    if (e === null) throw unexpected(v, '"yours"')
+    await this.ch.yours('an error')
+    throw new RequestError(e.code, e.detail, name)
+  }
+}
+
+export type { GiveProgress, GetProgress, GetResult }

@@ -1,0 +1,142 @@
+import { createReadStream } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import { MAX_CHUNK, type JsonValue } from '../../protocol/frame.ts'
+import { validateFileAck } from '../../protocol/messages.ts'
+import { ClientError } from './errors.ts'
+import { filePath, folderPath, isInside, realOrNull } from './fs-safety.ts'
+import type { HashCache } from './hash-cache.ts'
+import { buildManifest } from './manifest.ts'
+import { unexpected, type Channel } from './wire.ts'
+
+/** Progress of a folder this client serves (§5, giver side). */
+export interface GiveProgress {
+  readonly folder: string
+  /** `manifest`: sent, waiting for the getlist; `file`: one more file answered; `done`: the give is over. */
+  readonly stage: 'manifest' | 'file' | 'done'
+  /** Files in the manifest. */
+  readonly manifestFiles: number
+  /** Files the taker asked for, and how many of them it has answered. */
+  readonly filesTotal: number
+  readonly filesDone: number
+  /** Bytes sent so far, and the sizes of the files announced so far. */
+  readonly bytesDone: number
+  readonly bytesTotal: number
+  /** Files the taker refused or that could not be read, with the reason. */
+  readonly failed: ReadonlyArray<{ readonly path: string, readonly reason: string }>
+}
+
+const ZEROS = new Uint8Array(MAX_CHUNK)
+
+/**
+ * The giver side of §5, once `["give", folder]` arrived on a pass: manifest,
+ * getlist, then the files in getlist order, pipelined (the next file goes out
+ * before the taker's answer to the previous one), answers read at the same
+ * time. Never reads outside `root`.
+ */
+export async function give (ch: Channel, root: string, folder: string, cache: HashCache, serve: boolean,
+  progress: (p: GiveProgress) => void): Promise<GiveProgress> {
+  const built = serve ? await buildManifest(root, folder, cache) : { manifest: {}, entries: new Map() }
+  const manifestFiles = built.entries.size
+  ch.sendJson(built.manifest)
+  let state: GiveProgress = { folder, stage: 'manifest', manifestFiles, filesTotal: 0, filesDone: 0, bytesDone: 0, bytesTotal: 0, failed: [] }
+  progress(state)
+
+  const list = await ch.json()
+  if (!Array.isArray(list) || !list.every((p): p is string => typeof p === 'string' && Object.hasOwn(built.manifest, p))) {
+    throw unexpected(list, 'a getlist of manifest paths')
+  }
+  const failed: Array<{ path: string, reason: string }> = []
+  state = { ...state, filesTotal: list.length }
+  let bytesDone = 0
+  let bytesTotal = 0
+
+  const sendFiles = async (): Promise<void> => {
+    for (const path of list) {
+      const file = await openInside(root, folder, path)
+      if (typeof file === 'string') {
+        ch.sendJson(['missing', path, file])
+        continue
+      }
+      try {
+        const size = (await file.stat()).size
+        ch.sendJson(['file', path, size])
+        bytesTotal += size
+        let remaining = size
+        if (size > 0) {
+          try {
+            // `end` is inclusive: never more than announced, even if the file grew meanwhile.
+            for await (const chunk of createReadStream('', { fd: file, autoClose: false, start: 0, end: size - 1, highWaterMark: MAX_CHUNK })) {
+              const c = chunk as Buffer
+              const n = Math.min(c.byteLength, remaining)
+              if (n === 0) break
+              await ch.sendBinary(n === c.byteLength ? c : c.subarray(0, n))
+              remaining -= n
+              bytesDone += n
+            }
+          } catch (err) {
+            if (err instanceof ClientError) throw err
+            // A read error after the header: the taker's hash check will refuse the padding below.
+          }
+        }
+        // The file shrank or failed mid-read: the header promised `size` bytes, so send zeros to keep §5 framing.
+        while (remaining > 0) {
+          const n = Math.min(remaining, MAX_CHUNK)
+          await ch.sendBinary(ZEROS.subarray(0, n))
+          remaining -= n
+          bytesDone += n
+        }
+      } finally {
+        await file.close().catch(() => {})
+      }
+    }
+  }
+
+  const readAnswers = async (): Promise<void> => {
+    for (const path of list) {
+      const a: JsonValue = await ch.json()
+      const ack = validateFileAck(a, path)
+      if (!ack.ok) throw unexpected(a, `["ok"|"failed", ${JSON.stringify(path)}]`)
+      if (ack.value.type === 'failed') failed.push({ path, reason: ack.value.reason })
+      state = { ...state, stage: 'file', filesDone: state.filesDone + 1, bytesDone, bytesTotal, failed: [...failed] }
+      progress(state)
+    }
+  }
+
+  if (list.length > 0) {
+    let firstError: unknown = null
+    const stop = (err: unknown): void => {
+      if (firstError === null) firstError = err
+      // One side failed: the connection is unusable, end it so the other side stops waiting.
+      ch.socket.destroy()
+    }
+    await Promise.all([sendFiles().catch(stop), readAnswers().catch(stop)])
+    if (firstError !== null) throw firstError
+  }
+  state = { ...state, stage: 'done', bytesDone, bytesTotal, failed: [...failed] }
+  progress(state)
+  return state
+}
+
+/** Opens `root/<folder>/<rel>` for reading, or says why not; refuses whatever really lies outside the root. */
+async function openInside (root: string, folder: string, rel: string): Promise<FileHandle | string> {
+  const dir = folderPath(root, folder)
+  if (dir === null) return 'folder refused'
+  const p = filePath(dir, rel)
+  if (!p.ok) return p.reason
+  const rootReal = await realOrNull(root)
+  const real = await realOrNull(p.path)
+  if (rootReal === null || real === null) return 'no such file'
+  if (!isInside(rootReal, real)) return 'outside the served root'
+  let fh: FileHandle
+  try {
+    fh = await open(real, 'r')
+  } catch (err) {
+    return `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+  }
+  const s = await fh.stat().catch(() => null)
+  if (s === null || !s.isFile()) {
+    await fh.close().catch(() => {})
+    return 'not a regular file'
+  }
+  return fh
+}

@@ -1,0 +1,8 @@
+export { connect, Client, DEFAULT_HOST, DEFAULT_PORT } from './client.ts'
+export type { ConnectOptions, LocalState, StoryState, AtEvent, CloseInfo, ClientEvents } from './client.ts'
+export { ClientError, RequestError, type ClientErrorCode } from './errors.ts'
+export { GetError, type GetResult, type GetProgress, type FailedFile } from './take.ts'
+export type { GiveProgress } from './give.ts'
+export { HashCache } from './hash-cache.ts'
+export { buildManifest, PART_SUFFIX } from './manifest.ts'
+export { formatTimestamp } from './timestamp.ts'
