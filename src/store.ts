@@ -1,4 +1,11 @@
+import { createHash } from 'node:crypto'
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import writeFileAtomic from 'write-file-atomic'
 import type { DurableState } from '../actors/coordinator.ts'
+import { INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, type AnalyticsState, type StoryState } from '../actors/shared-state.ts'
+import type { JsonValue } from '../protocol/frame.ts'
+import type { ChatLine, JsonObject } from '../protocol/messages.ts'
 import type { ServerLog } from './log.ts'
 
 /** Where story, analytics and chat survive restarts (issue: persistence). */
@@ -14,9 +21,479 @@ export interface Store {
 export interface StoreOptions {
   readonly projectName: string
   readonly persist: false | { readonly dataDir?: string }
+  /** A restored chat keeps only its newest lines, this many (the coordinator's chat limit). */
+  readonly chatLimit?: number
+  /** Knobs of the file store; the defaults are what the server runs with (tests and the bench change them). */
+  readonly tuning?: Partial<FileStoreTuning>
 }
 
-/** STUB: keeps nothing yet. */
-export function createStore (_options: StoreOptions, _log: ServerLog): Store {
-  return { load: async () => undefined, save: () => {}, flush: async () => {} }
+export interface FileStoreTuning {
+  /** A first change waits this long before its write starts, so a burst makes one write. */
+  readonly delayMs: number
+  /**
+   * Serialization runs on the main thread in slices of about this many ms,
+   * yielding to the event loop between them; 0 = one JSON.stringify call.
+   */
+  readonly sliceMs: number
+  /** First retry after a failed write; doubles per failure up to `maxRetryMs`. */
+  readonly retryMs: number
+  readonly maxRetryMs: number
+  /** Atomic replace of `path` by `data` (default: write-file-atomic, fsync on). */
+  readonly writeFile: (path: string, data: Uint8Array) => Promise<void>
+}
+
+export const DEFAULT_TUNING: Omit<FileStoreTuning, 'writeFile'> = { delayMs: 25, sliceMs: 5, retryMs: 250, maxRetryMs: 10_000 }
+
+/** The on-disk format: one file per part, each a JSON envelope with these two fields first. */
+export const FORMAT_VERSION = 1
+export const FILES = { story: 'story.json', analytics: 'analytics.json', chat: 'chat.json' } as const
+type Part = keyof typeof FILES
+
+export function createStore (options: StoreOptions, log: ServerLog): Store {
+  if (options.persist === false) {
+    log.debug('persistence | off (--no-persist) | story, analytics and chat live in memory only')
+    return createMemoryStore()
+  }
+  const dir = resolve(options.persist.dataDir ?? defaultDataDir(options.projectName))
+  return createFileStore(dir, options, log)
+}
+
+/** Keeps the last saved state in memory; writes nothing anywhere. */
+export function createMemoryStore (): Store {
+  let state: DurableState | undefined
+  return { load: async () => state, save: (s) => { state = s }, flush: async () => {} }
+}
+
+// ------------------------------------------------------------ where files go
+
+/** `./.multiuser/<project name made file-safe>/`, relative to the working directory. */
+export function defaultDataDir (projectName: string): string {
+  return join('.multiuser', fileSafeName(projectName))
+}
+
+const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i
+
+/**
+ * A directory name for a project name: letters, digits, space, `.`, `_` and
+ * `-` are kept, anything else becomes `_`. When anything had to change, a
+ * short hash of the real name is appended, so "A/B" and "A_B" do not share
+ * a directory.
+ */
+export function fileSafeName (projectName: string): string {
+  let safe = projectName.normalize('NFC').replace(/[^\p{L}\p{N} ._-]/gu, '_').replace(/^[ .]+|[ .]+$/g, '').slice(0, 100)
+  if (WINDOWS_RESERVED.test(safe)) safe = `_${safe}`
+  if (safe === projectName && safe !== '') return safe
+  const hash = createHash('sha256').update(projectName).digest('hex').slice(0, 8)
+  return `${safe === '' ? 'project' : safe}-${hash}`
+}
+
+// ------------------------------------------------------------ serialization
+
+const STRING_PIECE = 256 * 1024
+/** Subtrees lighter than this (about 1 node per unit, 32 string chars per unit) go to JSON.stringify whole. */
+const NATIVE_WEIGHT = 2048
+
+/** False as soon as the container `value` weighs more than `cap` (so the cost is bounded by `cap`). */
+function isLight (value: object, cap: number): boolean {
+  let budget = cap
+  const stack: object[] = [value]
+  const weigh = (v: unknown): void => {
+    if (typeof v === 'string') budget -= v.length >> 5
+    else if (typeof v === 'object' && v !== null) stack.push(v)
+  }
+  while (stack.length > 0) {
+    const v = stack.pop() as object
+    if (Array.isArray(v)) {
+      budget -= 1 + v.length
+      for (let i = 0; i < v.length && budget >= 0; i++) weigh(v[i])
+    } else {
+      const keys = Object.keys(v)
+      budget -= 1 + 2 * keys.length
+      for (let i = 0; i < keys.length && budget >= 0; i++) weigh((v as Record<string, unknown>)[keys[i]])
+    }
+    if (budget < 0) return false
+  }
+  return true
+}
+
+type Frame =
+  | { readonly array: readonly unknown[], i: number }
+  | { readonly object: Readonly<Record<string, unknown>>, readonly keys: readonly string[], i: number, written: number }
+  | { readonly string: string, i: number }
+
+/**
+ * JSON of `value` as UTF-8 bytes, the same bytes as `JSON.stringify` for
+ * JSON data (what the coordinator holds), computed in slices of about
+ * `sliceMs` of main-thread time with the event loop running in between, so
+ * a 10 MiB story does not stall the sessions. The value must not change
+ * meanwhile (the coordinator's values are immutable). `sliceMs` 0: one
+ * `JSON.stringify` call.
+ *
+ * Why not a worker thread: handing the value to a worker clones it on the
+ * main thread, which costs as much as JSON.stringify itself.
+ */
+export async function serializeJson (value: unknown, sliceMs: number): Promise<Buffer> {
+  if (sliceMs <= 0) return Buffer.from(JSON.stringify(value) ?? 'null')
+  const chunks: Buffer[] = []
+  let out = ''
+  const stack: Frame[] = []
+  const open = (v: unknown): void => {
+    if (typeof v === 'string' && v.length > STRING_PIECE) {
+      out += '"'
+      stack.push({ string: v, i: 0 })
+    } else if (typeof v !== 'object' || v === null || isLight(v, NATIVE_WEIGHT)) {
+      out += JSON.stringify(v) ?? 'null'
+    } else if (Array.isArray(v)) {
+      out += '['
+      stack.push({ array: v, i: 0 })
+    } else {
+      out += '{'
+      stack.push({ object: v as Record<string, unknown>, keys: Object.keys(v), i: 0, written: 0 })
+    }
+  }
+  open(value)
+  let deadline = performance.now() + sliceMs
+  let steps = 0
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]
+    if ('array' in f) {
+      if (f.i === f.array.length) {
+        out += ']'
+        stack.pop()
+      } else {
+        if (f.i > 0) out += ','
+        const v = f.array[f.i++]
+        open(v === undefined || typeof v === 'function' || typeof v === 'symbol' ? null : v)
+      }
+    } else if ('object' in f) {
+      if (f.i === f.keys.length) {
+        out += '}'
+        stack.pop()
+      } else {
+        const key = f.keys[f.i++]
+        const v = f.object[key]
+        if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue
+        if (f.written++ > 0) out += ','
+        out += JSON.stringify(key) + ':'
+        open(v)
+      }
+    } else {
+      let end = Math.min(f.string.length, f.i + STRING_PIECE)
+      const last = f.string.charCodeAt(end - 1)
+      if (end < f.string.length && last >= 0xd800 && last <= 0xdbff) end -= 1 // keep a surrogate pair whole
+      out += JSON.stringify(f.string.slice(f.i, end)).slice(1, -1)
+      f.i = end
+      if (end === f.string.length) {
+        out += '"'
+        stack.pop()
+      }
+    }
+    if (out.length >= 64 * 1024) {
+      chunks.push(Buffer.from(out))
+      out = ''
+    }
+    if ((++steps & 7) === 0 && performance.now() >= deadline) {
+      await new Promise((resolve) => setImmediate(resolve))
+      deadline = performance.now() + sliceMs
+    }
+  }
+  chunks.push(Buffer.from(out))
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+}
+
+// ------------------------------------------------------------ file format
+
+const formatOf = (part: Part): string => `vcstudio-multiuser/${part}`
+
+interface Envelope { format: string, version: number, savedAt: string }
+
+function envelope (part: Part, body: Record<string, unknown>): Envelope & Record<string, unknown> {
+  return { format: formatOf(part), version: FORMAT_VERSION, savedAt: new Date().toISOString(), ...body }
+}
+
+const ENCODERS: { [P in Part]: (value: PartValue[P]) => unknown } = {
+  story: (s) => envelope('story', { owner: s.owner, timestamp: s.timestamp, value: s.value }),
+  analytics: (a) => envelope('analytics', { timestamp: a.timestamp, value: a.value }),
+  chat: (lines) => envelope('chat', { lines })
+}
+
+interface PartValue { story: StoryState, analytics: AnalyticsState, chat: readonly ChatLine[] }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** The part's value from a file's text, or a reason it is unusable. */
+function decode<P extends Part> (part: P, text: string): { value: PartValue[P] } | { problem: string } {
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    return { problem: `not JSON (${(err as Error).message})` }
+  }
+  if (!isObject(doc) || doc.format !== formatOf(part)) return { problem: `not a ${formatOf(part)} file` }
+  if (doc.version !== FORMAT_VERSION) return { problem: `format version ${JSON.stringify(doc.version)}, this server reads ${FORMAT_VERSION}` }
+  const bad = (what: string): { problem: string } => ({ problem: `bad ${what}` })
+  switch (part) {
+    case 'story': {
+      if (typeof doc.owner !== 'string') return bad('owner')
+      if (typeof doc.timestamp !== 'string') return bad('timestamp')
+      if (!isObject(doc.value)) return bad('value (not an object)')
+      const story: StoryState = { owner: doc.owner, timestamp: doc.timestamp, value: doc.value as JsonObject }
+      return { value: story as PartValue[P] }
+    }
+    case 'analytics': {
+      if (typeof doc.timestamp !== 'string') return bad('timestamp')
+      if (!('value' in doc)) return bad('value (missing)')
+      const analytics: AnalyticsState = { timestamp: doc.timestamp, value: doc.value as JsonValue }
+      return { value: analytics as PartValue[P] }
+    }
+    default: {
+      const lines = doc.lines
+      if (!Array.isArray(lines) || !lines.every((l) => Array.isArray(l) && l.length === 2 && typeof l[0] === 'string' && typeof l[1] === 'string')) {
+        return bad('lines (not a list of [username, text])')
+      }
+      return { value: lines as readonly ChatLine[] as PartValue[P] }
+    }
+  }
+}
+
+// ------------------------------------------------------------ the file store
+
+const describeError = (err: unknown): string => {
+  const e = err as NodeJS.ErrnoException
+  const message = String(e?.message ?? err)
+  return e?.code !== undefined && !message.startsWith(e.code) ? `${e.code}: ${message}` : message
+}
+
+/** Makes a rename in `dir` durable (write-file-atomic syncs the file, not its directory). Best effort: not every OS can. */
+async function syncDirectory (dir: string): Promise<void> {
+  const handle = await open(dir, 'r').catch(() => undefined)
+  try {
+    await handle?.sync()
+  } catch {
+    // Directories cannot be synced everywhere (Windows); the file itself was.
+  } finally {
+    await handle?.close()
+  }
+}
+
+/** Temp files write-file-atomic leaves behind when the process dies mid-write: `<name>.<uint32>`. */
+const LEFTOVER_TEMP = /^(story|analytics|chat)\.json\.\d+$/
+
+/**
+ * One JSON file per part under `dir` (story.json, analytics.json, chat.json),
+ * so a big story change does not rewrite the chat. Each file is replaced
+ * atomically (temp file, fsync, rename), at most one write in flight per
+ * file, newest state wins.
+ */
+export function createFileStore (dir: string, options: StoreOptions, log: ServerLog): Store {
+  const tuning: FileStoreTuning = {
+    ...DEFAULT_TUNING,
+    writeFile: async (path, data) => {
+      await writeFileAtomic(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength), { fsync: true })
+      await syncDirectory(dirname(path))
+    },
+    ...options.tuning
+  }
+  let dirReady = false
+  const writeInDir = async (path: string, data: Uint8Array): Promise<void> => {
+    if (!dirReady) {
+      await mkdir(dir, { recursive: true })
+      dirReady = true
+    }
+    try {
+      await tuning.writeFile(path, data)
+    } catch (err) {
+      dirReady = false
+      throw err
+    }
+  }
+  const writers = {
+    story: new PartWriter<StoryState>('story', dir, ENCODERS.story, tuning, writeInDir, log),
+    analytics: new PartWriter<AnalyticsState>('analytics', dir, ENCODERS.analytics, tuning, writeInDir, log),
+    chat: new PartWriter<readonly ChatLine[]>('chat', dir, ENCODERS.chat, tuning, writeInDir, log)
+  }
+
+  async function loadPart<P extends Part> (part: P): Promise<PartValue[P] | undefined> {
+    const path = join(dir, FILES[part])
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+      return await moveAside(part, `unreadable (${describeError(err)})`)
+    }
+    const decoded = decode(part, text)
+    if ('problem' in decoded) return await moveAside(part, decoded.problem)
+    return decoded.value
+  }
+
+  /** Never silently overwritten: a bad file is renamed `<name>.corrupt-<time>` and the part starts empty. */
+  async function moveAside (part: Part, problem: string): Promise<undefined> {
+    const name = FILES[part]
+    const aside = `${name}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
+    try {
+      await rename(join(dir, name), join(dir, aside))
+      log.warn(`persistence | ${join(dir, name)} is ${problem} | moved aside as ${aside} | starting with an empty ${part}`)
+    } catch (err) {
+      writers[part].blocked = true
+      log.error(`persistence | ${join(dir, name)} is ${problem} and could not be moved aside (${describeError(err)}) | starting with an empty ${part}, which will NOT be saved, to keep the file`)
+    }
+    return undefined
+  }
+
+  return {
+    load: async () => {
+      try {
+        await mkdir(dir, { recursive: true })
+        dirReady = true
+        for (const name of await readdir(dir)) {
+          if (LEFTOVER_TEMP.test(name)) await unlink(join(dir, name)).catch(() => {})
+        }
+        log.debug(`persistence | data dir | ${dir}`)
+      } catch (err) {
+        log.warn(`persistence | cannot use the data dir ${dir} (${describeError(err)}) | serving anyway; changes stay in memory and saving is retried`)
+      }
+      const story = await loadPart('story')
+      const analytics = await loadPart('analytics')
+      let chat = await loadPart('chat')
+      if (chat !== undefined && options.chatLimit !== undefined && chat.length > options.chatLimit) {
+        chat = chat.slice(chat.length - options.chatLimit)
+      }
+      const restored: DurableState = { story: story ?? INITIAL_STORY, analytics: analytics ?? INITIAL_ANALYTICS, chat: chat ?? INITIAL_CHAT }
+      writers.story.written(restored.story)
+      writers.analytics.written(restored.analytics)
+      writers.chat.written(restored.chat)
+      if (story === undefined && analytics === undefined && chat === undefined) return undefined
+      log.debug(`persistence | restored | story of ${restored.story.timestamp} by ${restored.story.owner}` +
+        ` | analytics of ${restored.analytics.timestamp} | chat of ${restored.chat.length} lines`)
+      return restored
+    },
+    save: (state) => {
+      writers.story.save(state.story)
+      writers.analytics.save(state.analytics)
+      writers.chat.save(state.chat)
+    },
+    flush: async () => {
+      await Promise.all([writers.story.flush(), writers.analytics.flush(), writers.chat.flush()])
+    }
+  }
+}
+
+/**
+ * The writes of one file: a change waits `delayMs`, then the newest value is
+ * written; changes during a write make one more write after it. A failed
+ * write is retried with backoff (newer values replace the failed one), logged
+ * once per streak of failures.
+ */
+class PartWriter<T> {
+  /** The file could not be moved aside at load: never write it. */
+  blocked = false
+  private last: T | undefined
+  private writing: T | undefined
+  private pending: { value: T } | undefined
+  private timer: NodeJS.Timeout | undefined
+  private running: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  private failures = 0
+  private flushing = false
+  private readonly path: string
+
+  constructor (
+    part: Part,
+    dir: string,
+    private readonly encode: (value: T) => unknown,
+    private readonly tuning: FileStoreTuning,
+    private readonly write: (path: string, data: Uint8Array) => Promise<void>,
+    private readonly log: ServerLog
+  ) {
+    this.path = join(dir, FILES[part])
+  }
+
+  /** `value` is what the file holds (loaded): saving the very same value writes nothing. */
+  written (value: T): void { this.last = value }
+
+  save (value: T): void {
+    // The coordinator sends the whole state on every change: skip the parts that did not change.
+    if (value === (this.pending !== undefined ? this.pending.value : this.writing ?? this.last)) return
+    this.pending = { value }
+    if (this.running === undefined && this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        this.start()
+      }, this.tuning.delayMs)
+    }
+  }
+
+  async flush (): Promise<void> {
+    this.flushing = true
+    try {
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer)
+        this.timer = undefined
+      }
+      this.wake?.()
+      if (this.running !== undefined) await this.running
+      if (this.pending !== undefined && !this.blocked) await this.start()
+      if (this.pending !== undefined && !this.blocked) {
+        this.log.error(`persistence | could not save ${this.path} | its latest changes are not on disk`)
+      }
+    } finally {
+      this.flushing = false
+    }
+    if (this.pending !== undefined && !this.blocked && this.running === undefined) this.retryLater()
+  }
+
+  private start (): Promise<void> {
+    this.running ??= this.pump().finally(() => { this.running = undefined })
+    return this.running
+  }
+
+  private async pump (): Promise<void> {
+    while (this.pending !== undefined && !this.blocked) {
+      const { value } = this.pending
+      this.pending = undefined
+      this.writing = value
+      const t0 = performance.now()
+      try {
+        const data = await serializeJson(this.encode(value), this.tuning.sliceMs)
+        await this.write(this.path, data)
+        this.last = value
+        if (this.failures > 0) this.log.warn(`persistence | saving ${this.path} works again, after ${this.failures} failed attempts`)
+        this.failures = 0
+        this.log.debug(`persistence | saved | ${this.path} | ${data.byteLength} bytes | ${(performance.now() - t0).toFixed(1)} ms`)
+      } catch (err) {
+        this.pending ??= { value }
+        this.failures += 1
+        if (this.failures === 1) {
+          this.log.warn(`persistence | cannot save ${this.path} (${describeError(err)}) | serving anyway; retrying with backoff, logged again once it works`)
+        }
+        if (this.flushing) return
+        await this.sleep(this.backoff())
+      } finally {
+        this.writing = undefined
+      }
+    }
+  }
+
+  private backoff (): number {
+    return Math.min(this.tuning.maxRetryMs, this.tuning.retryMs * 2 ** Math.min(this.failures - 1, 30))
+  }
+
+  /** A retry wait; `flush` cuts it short. Unref'd: a pending retry alone does not keep the process alive. */
+  private async sleep (ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { this.wake = undefined; resolve() }, ms)
+      t.unref()
+      this.wake = () => { clearTimeout(t); this.wake = undefined; resolve() }
+    })
+  }
+
+  private retryLater (): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.start()
+    }, this.backoff())
+    this.timer.unref()
+  }
 }
