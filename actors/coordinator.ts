@@ -46,12 +46,15 @@ export interface DurableState {
 export interface CoordinatorInput {
   readonly chatLimit: number
   readonly relayTimeoutMs: number
+  /** §4 idle limit, applied by relays to the side they wait on (default: the giver machine's). */
+  readonly idleLimitMs?: number
   readonly restored?: DurableState
 }
 
 export interface CoordinatorContext extends DurableState {
   readonly chatLimit: number
   readonly relayTimeoutMs: number
+  readonly idleLimitMs?: number
   readonly users: ReadonlyMap<UserId, UserRecord>
   readonly assets: AssetIndex
   readonly relays: ReadonlyMap<number, RelayRecord>
@@ -263,7 +266,7 @@ export const coordinatorMachine = setup({
           id: `relay-${id}-giver`,
           input: {
             relayId: id, folder: event.folder, giver: giver.session, taker: taker.session,
-            giverPort: giver.port, takerPort: taker.port, takerActor, coordinator: self
+            giverPort: giver.port, takerPort: taker.port, takerActor, coordinator: self, idleLimitMs: context.idleLimitMs
           }
         })
         const relays = new Map(context.relays)
@@ -323,6 +326,7 @@ export const coordinatorMachine = setup({
   context: ({ input }) => ({
     chatLimit: input.chatLimit,
     relayTimeoutMs: input.relayTimeoutMs,
+    idleLimitMs: input.idleLimitMs,
     story: input.restored?.story ?? INITIAL_STORY,
     analytics: input.restored?.analytics ?? INITIAL_ANALYTICS,
     chat: input.restored?.chat ?? INITIAL_CHAT,

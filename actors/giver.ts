@@ -1,4 +1,4 @@
-import { assign, fromCallback, sendTo, setup, type AnyActorRef, type EventObject } from 'xstate'
+import { assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef, type EventObject } from 'xstate'
 import type { ErrorCode } from '../protocol/errors.ts'
 import type { FramePort } from './ports.ts'
 
@@ -74,9 +74,11 @@ export const giverMachine = setup({
     forwardProgressToTaker: sendTo(({ context }) => context.takerActor, ({ event }) => event),
     countFile: assign({ filesDone: ({ context }) => context.filesDone + 1 }),
     keepOutcome: assign({ outcome: ({ event }) => (event.type === 'pipe.done' ? event.outcome : null) }),
-    tellGiverSessionServeEnded: sendTo(({ context }) => context.giver, ({ context }) => ({
-      type: 'serve.ended', violation: context.outcome?.giverViolation
-    })),
+    // A giver that left (its session stopped) has nobody to tell.
+    tellGiverSessionServeEnded: enqueueActions(({ context, enqueue }) => {
+      if (context.giver.getSnapshot().status !== 'active') return
+      enqueue.sendTo(context.giver, { type: 'serve.ended', violation: context.outcome?.giverViolation })
+    }),
     tellTakerActorOutcome: sendTo(({ context }) => context.takerActor, ({ context }) => ({
       type: 'relay.outcome', outcome: context.outcome
     })),

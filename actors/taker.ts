@@ -1,4 +1,4 @@
-import { assign, sendTo, setup, type AnyActorRef } from 'xstate'
+import { assign, enqueueActions, sendTo, setup, type AnyActorRef } from 'xstate'
 import type { ErrorCode } from '../protocol/errors.ts'
 import type { RelayOutcome } from './giver.ts'
 
@@ -42,9 +42,11 @@ export const takerMachine = setup({
   },
   actions: {
     askCoordinatorToWithdraw: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'relay.timedOut', relayId: context.relayId })),
-    tellTakerRelayEnded: sendTo(({ context }) => context.taker, ({ context }) => ({
-      type: 'relay.ended', error: context.error ?? undefined, violation: context.violation ?? undefined
-    })),
+    // A taker that left (its session stopped) has nobody to tell.
+    tellTakerRelayEnded: enqueueActions(({ context, enqueue }) => {
+      if (context.taker.getSnapshot().status !== 'active') return
+      enqueue.sendTo(context.taker, { type: 'relay.ended', error: context.error ?? undefined, violation: context.violation ?? undefined })
+    }),
     keepOutcome: assign(({ event }) => event.type === 'relay.outcome'
       ? { error: event.outcome.takerError ?? null, violation: event.outcome.takerViolation ?? null }
       : {}),

@@ -23,7 +23,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'codec', module: './codec.ts', fn: 'benchCodec' },
   { name: 'turns', module: './turns.ts', fn: 'benchTurns' },
   { name: 'client', module: './client.ts', fn: 'benchClient' },
-  { name: 'persist', module: './persist.ts', fn: 'benchPersist' }
+  { name: 'persist', module: './persist.ts', fn: 'benchPersist' },
+  { name: 'relay', module: './relay.ts', fn: 'benchRelay' }
 ]
 
 /** A markdown table; columns are the union of the rows' keys, in first-seen order. */
