@@ -25,7 +25,20 @@ export interface BinaryFrame {
   readonly index: number
 }
 
+/**
+ * A part of a binary frame's payload, from a decoder in cut-through mode: it
+ * comes out as it arrives, so a relay never holds a frame's worth of bytes.
+ */
+export interface BinaryPiece extends BinaryFrame {
+  /** The whole frame's payload size, as its header announced. */
+  readonly frameLength: number
+  /** The frame's first piece (its size is known before any of it is relayed). */
+  readonly first: boolean
+}
+
 export type Frame = JsonFrame | BinaryFrame
+
+export const isBinaryPiece = (frame: Frame): frame is BinaryPiece => frame.kind === 'binary' && 'frameLength' in frame
 
 /** A protocol violation (§1): the peer gets `["error","protocol",detail]` and is closed. */
 export class ProtocolError extends Error {

@@ -1,11 +1,8 @@
 import type { Socket } from 'node:net'
-import { Uint8ArrayList } from 'uint8arraylist'
 import type { AnyActorRef } from 'xstate'
 import { errorMessage } from '../protocol/errors.ts'
-import {
-  DEFAULT_MAX_FRAME, encodeJson, HEADER_BYTES, KIND_BINARY, KIND_JSON, ProtocolError,
-  type BinaryFrame, type Frame, type JsonValue
-} from '../protocol/frame.ts'
+import { FrameDecoder } from '../protocol/decoder.ts'
+import { encodeJson, HEADER_BYTES, KIND_BINARY, ProtocolError, type Frame } from '../protocol/frame.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
 import { FrameQueue } from './frame-queue.ts'
 
@@ -13,152 +10,6 @@ import { FrameQueue } from './frame-queue.ts'
 const CLOSE_GRACE_MS = 2_000
 
 const DRAINED: Promise<void> = Promise.resolve()
-
-/**
- * A piece of a binary frame's payload, as it arrived. `frameLength` is the
- * whole frame's payload size; `first` marks the frame's first piece.
- */
-export interface BinaryPiece extends BinaryFrame {
-  readonly frameLength: number
-  readonly first: boolean
-}
-
-export const isBinaryPiece = (frame: Frame): frame is BinaryPiece => frame.kind === 'binary' && 'frameLength' in frame
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/**
- * §1 frames from a byte stream, like protocol/decoder.ts's FrameDecoder (same
- * checks, same error details), except that a binary frame's payload is not
- * buffered whole: each part of it that arrives comes out at once as a binary
- * frame of its own (a BinaryPiece). A relay passes those on as they come
- * (cut-through, as a bare forwarder would) and never holds a frame's worth of
- * chunks; the taker still gets binary frames adding up to the file's size.
- * JSON frames come out whole.
- *
- * Pull-based: `push` a chunk, then `next()` until undefined; what is not taken
- * yet waits here (a paused reader loses nothing).
- */
-export class StreamingDecoder {
-  private readonly input: Uint8Array[] = []
-  private readonly header = new Uint8Array(HEADER_BYTES)
-  private headerHave = 0
-  /** Kind of the frame being read, or -1 between frames. */
-  private kind = -1
-  private length = 0
-  private left = 0
-  private first = false
-  private json: Uint8Array[] = []
-  private index = -1
-  private readonly maxFrame: number
-
-  constructor (options: { maxFrame?: number } = {}) {
-    this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME
-  }
-
-  push (chunk: Uint8Array): void {
-    if (chunk.byteLength > 0) this.input.push(chunk)
-  }
-
-  /** The stream ended inside a frame: how many of its bytes had arrived. */
-  get pendingBytes (): number {
-    if (this.kind === -1) return this.headerHave
-    return HEADER_BYTES + this.length - this.left
-  }
-
-  /** The next frame (or binary piece) decodable from what was pushed; throws ProtocolError. */
-  next (): Frame | undefined {
-    while (true) {
-      if (this.kind === -1) {
-        if (!this.readHeader()) return undefined
-        if (this.length > 0) continue
-        const kind: number = this.kind as number
-        this.kind = -1
-        if (kind === KIND_BINARY) return this.piece(new Uint8Array(0))
-        return { kind: 'json', value: parseJson([], 0, this.index), index: this.index }
-      }
-      const chunk = this.input[0]
-      if (chunk === undefined) return undefined
-      const n = Math.min(this.left, chunk.byteLength)
-      let part = chunk
-      if (n === chunk.byteLength) {
-        this.input.shift()
-      } else {
-        part = chunk.subarray(0, n)
-        this.input[0] = chunk.subarray(n)
-      }
-      this.left -= n
-      if (this.kind === KIND_BINARY) {
-        if (this.left === 0) this.kind = -1
-        return this.piece(part)
-      }
-      this.json.push(part)
-      if (this.left === 0) {
-        this.kind = -1
-        const parts = this.json
-        this.json = []
-        return { kind: 'json', value: parseJson(parts, this.length, this.index), index: this.index }
-      }
-    }
-  }
-
-  private piece (bytes: Uint8Array): BinaryPiece {
-    const first = this.first
-    this.first = false
-    return { kind: 'binary', bytes: new Uint8ArrayList(bytes), index: this.index, frameLength: this.length, first }
-  }
-
-  /** Reads a frame header from the input; false when it is not all there yet. */
-  private readHeader (): boolean {
-    while (this.headerHave < HEADER_BYTES) {
-      const chunk = this.input[0]
-      if (chunk === undefined) return false
-      const n = Math.min(HEADER_BYTES - this.headerHave, chunk.byteLength)
-      this.header.set(n === chunk.byteLength ? chunk : chunk.subarray(0, n), this.headerHave)
-      this.headerHave += n
-      if (n === chunk.byteLength) this.input.shift()
-      else this.input[0] = chunk.subarray(n)
-    }
-    this.headerHave = 0
-    this.index++
-    const h = this.header
-    const length = ((h[0] << 24) >>> 0) + (h[1] << 16) + (h[2] << 8) + h[3]
-    const kind = h[4]
-    if (kind !== KIND_JSON && kind !== KIND_BINARY) {
-      throw new ProtocolError(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')} at frame ${this.index}`, this.index)
-    }
-    if (length > this.maxFrame) {
-      throw new ProtocolError(`frame ${this.index} announces ${length} bytes, over the limit of ${this.maxFrame}`, this.index)
-    }
-    this.kind = kind
-    this.length = length
-    this.left = length
-    this.first = true
-    return true
-  }
-}
-
-function parseJson (parts: Uint8Array[], length: number, index: number): JsonValue {
-  let bytes: Uint8Array
-  if (parts.length === 1) {
-    bytes = parts[0]
-  } else {
-    bytes = new Uint8Array(length)
-    let at = 0
-    for (const p of parts) { bytes.set(p, at); at += p.byteLength }
-  }
-  let text: string
-  try {
-    text = utf8.decode(bytes)
-  } catch {
-    throw new ProtocolError(`frame ${index}: invalid UTF-8 in a JSON frame`, index)
-  }
-  try {
-    return JSON.parse(text) as JsonValue
-  } catch (err) {
-    throw new ProtocolError(`frame ${index}: JSON does not parse (${(err as Error).message})`, index)
-  }
-}
 
 /** §2 user id: the client's `ip:port`, without the IPv4-mapped prefix. */
 export function userIdOf (socket: Socket): string {
@@ -197,7 +48,8 @@ export class Connection implements FramePort {
   run (session: AnyActorRef): Promise<void> {
     this.session = session
     const socket = this.socket
-    const decoder = new StreamingDecoder({ maxFrame: this.maxFrame })
+    // Cut-through: a relay passes binary payloads on as they arrive, never holding a whole frame.
+    const decoder = new FrameDecoder({ maxFrame: this.maxFrame, binaryPieces: true })
     /** A borrower is behind: frames wait in the decoder, the socket is paused. */
     let blocked = false
     let eof = false
@@ -256,7 +108,7 @@ export class Connection implements FramePort {
       }
       this.resumeReading = () => queueMicrotask(pump)
       socket.on('data', (chunk: Buffer) => {
-        decoder.push(chunk)
+        decoder.append(chunk)
         if (!blocked) pump()
       })
       socket.on('end', () => { eof = true; if (!blocked) pump() })

@@ -1,9 +1,8 @@
 import { fromCallback, type EventObject } from 'xstate'
-import type { Frame } from '../protocol/frame.ts'
+import { isBinaryPiece, type Frame } from '../protocol/frame.ts'
 import { validateFileAck, validateFileHeader, validateGetlist, validateManifest } from '../protocol/messages.ts'
 import type { RelayOutcome, RelayPipeEvent, RelayPipeInput } from '../actors/giver.ts'
 import type { BorrowedFrames } from '../actors/ports.ts'
-import { isBinaryPiece } from './connection.ts'
 import { FrameQueue } from './frame-queue.ts'
 
 /** What reading the next frame of one side gave. */

@@ -1,13 +1,12 @@
 /**
- * The connection's StreamingDecoder (binary payloads passed on piece by piece,
- * for cut-through relays) decodes exactly what protocol/decoder.ts's
- * FrameDecoder decodes, under any chunking, errors included.
+ * FrameDecoder in cut-through mode (`binaryPieces`: binary payloads passed on
+ * piece by piece, as relays use it) decodes exactly what it decodes whole,
+ * under any chunking, errors included.
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { StreamingDecoder, isBinaryPiece } from '../src/connection.ts'
-import { FrameDecoder } from '../protocol/decoder.ts'
-import { encodeBinary, encodeJson, type JsonValue } from '../protocol/frame.ts'
+import { FrameDecoder } from '../../protocol/decoder.ts'
+import { encodeBinary, encodeJson, isBinaryPiece, type JsonValue } from '../../protocol/frame.ts'
 
 type Item = { kind: 'json', value: JsonValue } | { kind: 'binary', bytes: number[] }
 type Decoded = Array<{ index: number, json?: string, bytes?: number[] }>
@@ -36,11 +35,11 @@ function split (stream: Uint8Array, cuts: number[]): Uint8Array[] {
 
 /** Frames by index; binary pieces of one frame joined. Errors as `error: detail`. */
 function viaStreaming (chunks: Uint8Array[], maxFrame?: number): { frames: Decoded, error?: string, pending: number } {
-  const d = new StreamingDecoder({ maxFrame })
+  const d = new FrameDecoder({ maxFrame, binaryPieces: true })
   const frames: Decoded = []
   try {
     for (const chunk of chunks) {
-      d.push(chunk)
+      d.append(chunk)
       for (let f = d.next(); f !== undefined; f = d.next()) {
         if (f.kind === 'json') {
           frames.push({ index: f.index, json: JSON.stringify(f.value) })
@@ -79,7 +78,7 @@ const item: fc.Arbitrary<Item> = fc.oneof(
   fc.record({ kind: fc.constant('binary' as const), bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 300 }) })
 )
 
-describe('StreamingDecoder', () => {
+describe('FrameDecoder, binary pieces', () => {
   it('decodes what FrameDecoder decodes, binary frames as pieces, under any chunking', () => {
     fc.assert(fc.property(fc.array(item, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), (items, cuts) => {
       const chunks = split(encode(items), cuts)
@@ -111,12 +110,12 @@ describe('StreamingDecoder', () => {
   })
 
   it('an empty binary frame is one empty piece; a truncated stream leaves bytes pending', () => {
-    const d = new StreamingDecoder()
-    d.push(new Uint8Array([0, 0, 0, 0, 0x01]))
+    const d = new FrameDecoder({ binaryPieces: true })
+    d.append(new Uint8Array([0, 0, 0, 0, 0x01]))
     const f = d.next()
     expect(f?.kind === 'binary' && f.bytes.byteLength).toBe(0)
     expect(d.next()).toBeUndefined()
-    d.push(new Uint8Array([0, 0, 0, 9, 0x01, 1, 2]))
+    d.append(new Uint8Array([0, 0, 0, 9, 0x01, 1, 2]))
     const piece = d.next()
     expect(piece !== undefined && isBinaryPiece(piece) && [piece.first, piece.frameLength, piece.bytes.byteLength]).toEqual([true, 9, 2])
     expect(d.pendingBytes).toBe(7)
