@@ -6,8 +6,12 @@ import type { Frame } from '../protocol/frame.ts'
  * actors, so the same machines run without sockets.
  */
 export interface FramePort {
-  /** Queues one JSON message. */
-  sendJson: (value: unknown) => void
+  /**
+   * Queues one JSON message. With `shareKey` (an immutable value the message
+   * is built from, like the chat history), one encoding serves every
+   * connection that sends it while that value lives.
+   */
+  sendJson: (value: unknown, shareKey?: object) => void
   /** Waits until the socket can take more (backpressure). */
   drained: () => Promise<void>
   /** Writes raw bytes as one binary frame; resolves when the socket can take more. */

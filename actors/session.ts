@@ -54,6 +54,7 @@ const SUBMISSION_VALIDATORS = {
   assets: validateAssetsSubmission
 } as const
 
+const shareKeyOf = (v: JsonValue): object | undefined => (typeof v === 'object' && v !== null ? v : undefined)
 const frameValue = (event: SessionEvent): JsonValue | undefined => (event.type === 'frame' ? event.value : undefined)
 const isString = (v: unknown): v is string => typeof v === 'string'
 
@@ -122,10 +123,12 @@ export const sessionSetup = setup({
       const checked = SUBMISSION_VALIDATORS[params.kind](frameValue(event))
       return { type: `${params.kind}.submit`, userId: context.userId, submission: checked.ok ? checked.value : null, origin: params.origin }
     }),
+    // The coordinator replaces story, analytics, assets and history on every change, never mutates
+    // them: each object is a version, so its encoding can be shared by every session that sends it.
     sendMergedReply: ({ context, event }) => {
-      if (event.type === 'story.current') context.port.sendJson([event.owner, event.story])
-      if (event.type === 'analytics.current') context.port.sendJson(event.analytics)
-      if (event.type === 'assets.current') context.port.sendJson(event.assets)
+      if (event.type === 'story.current') context.port.sendJson([event.owner, event.story], event.story)
+      if (event.type === 'analytics.current') context.port.sendJson(event.analytics, shareKeyOf(event.analytics))
+      if (event.type === 'assets.current') context.port.sendJson(event.assets, event.assets)
     },
     requestUsers: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'users.request', userId: context.userId })),
     sendUsersReply: ({ context, event }) => { if (event.type === 'users.current') context.port.sendJson(event.users) },
@@ -165,7 +168,7 @@ export const sessionSetup = setup({
       if (n?.kind === 'at') context.port.sendJson([n.from, 'at', n.path, n.timestamp])
     },
     requestHistory: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'history.request', userId: context.userId })),
-    sendMessages: ({ context, event }) => { if (event.type === 'history.current') context.port.sendJson(['messages', event.history]) },
+    sendMessages: ({ context, event }) => { if (event.type === 'history.current') context.port.sendJson(['messages', event.history], event.history) },
     keepServeRelayId: assign({ relayId: ({ context }) => { const n = context.pending[0]; return n?.kind === 'serve' ? n.relayId : null } }),
     tellCoordinatorServeBegins: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'serve.begin', userId: context.userId, relayId: context.relayId })),
     sendRelayError: ({ context, event }) => {
