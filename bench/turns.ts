@@ -78,9 +78,18 @@ async function benchPasses (): Promise<Row[]> {
   }
 }
 
-async function benchBroadcast (): Promise<Row[]> {
+async function benchBroadcast (historyLines = 0): Promise<Row[]> {
   const server = await startServerProcess(['--turn-hold', '250'])
   try {
+    if (historyLines > 0) {
+      // Fill the history before the listeners join, so they are not sent each step of it.
+      const filler = (await join(server.port, 'Bench', { username: 'filler' })).client
+      for (let i = 0; i < historyLines; i++) {
+        filler.send(['message', `line ${i}: the quick brown fox jumps over the lazy dog`])
+        while (await filler.recv(30_000) !== 'yours') { /* notifications */ }
+      }
+      filler.close()
+    }
     const clients = await joinMany(server.port, BROADCAST_CLIENTS)
     const sender = clients[0]
     const listeners = clients.slice(1)
@@ -107,6 +116,7 @@ async function benchBroadcast (): Promise<Row[]> {
     // Let everyone take the users notification and settle into a held pass.
     await new Promise((resolve) => setTimeout(resolve, 1_000))
     sender.send('yours'); while (await sender.recv() !== 'yours') { /* users */ }
+    const cpu0 = server.cpuSeconds()
     for (let i = 0; i < BROADCASTS; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50))
       received = 0
@@ -118,16 +128,19 @@ async function benchBroadcast (): Promise<Row[]> {
       while (await sender.recv() !== 'yours') { /* its own reply */ }
       sender.send('yours'); while (await sender.recv() !== 'yours') { /* its own messages notification */ }
     }
+    const cpuPerBroadcast = (server.cpuSeconds() - cpu0) / BROADCASTS
     stop = true
     for (const c of clients) c.close()
     await Promise.allSettled(loops)
     perDelivery.sort((a, b) => a - b)
     lastOfEach.sort((a, b) => a - b)
+    const history = historyLines > 0 ? `, history of ${historyLines} lines` : ''
     return [
-      { measure: `broadcast to ${BROADCAST_CLIENTS} clients, per delivery p50 (ms)`, value: percentile(perDelivery, 50).toFixed(2), note: `${BROADCASTS} broadcasts, turn hold 250 ms` },
-      { measure: 'per delivery p99 (ms)', value: percentile(perDelivery, 99).toFixed(2), note: 'target ≤ 50' },
-      { measure: 'last client of a broadcast p50 (ms)', value: percentile(lastOfEach, 50).toFixed(2), note: '' },
-      { measure: 'last client of a broadcast p99 (ms)', value: percentile(lastOfEach, 99).toFixed(2), note: '' }
+      { measure: `broadcast to ${BROADCAST_CLIENTS} clients${history}, per delivery p50 (ms)`, value: percentile(perDelivery, 50).toFixed(2), note: `${BROADCASTS} broadcasts, turn hold 250 ms` },
+      { measure: `per delivery p99 (ms)${history}`, value: percentile(perDelivery, 99).toFixed(2), note: historyLines > 0 ? 'the whole history goes to every client' : 'target ≤ 50' },
+      { measure: `last client of a broadcast p50 (ms)${history}`, value: percentile(lastOfEach, 50).toFixed(2), note: '' },
+      { measure: `last client of a broadcast p99 (ms)${history}`, value: percentile(lastOfEach, 99).toFixed(2), note: '' },
+      { measure: `server CPU per broadcast (ms)${history}`, value: (cpuPerBroadcast * 1000).toFixed(1), note: 'the clients, in one bench process, parse every copy' }
     ]
   } finally {
     await server.stop()
@@ -135,7 +148,7 @@ async function benchBroadcast (): Promise<Row[]> {
 }
 
 export async function benchTurns (): Promise<Row[]> {
-  return [...await benchPasses(), ...await benchBroadcast()]
+  return [...await benchPasses(), ...await benchBroadcast(), ...await benchBroadcast(10_000)]
 }
 
 if (isMain(import.meta.url)) {
