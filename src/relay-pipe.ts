@@ -1,5 +1,6 @@
 import { fromCallback, type EventObject } from 'xstate'
-import { isBinaryPiece, type Frame } from '../protocol/frame.ts'
+import { pipe } from 'it-pipe'
+import { isBinaryPiece, type Frame, type JsonValue } from '../protocol/frame.ts'
 import { validateFileAck, validateFileHeader, validateGetlist, validateManifest } from '../protocol/messages.ts'
 import type { RelayOutcome, RelayPipeEvent, RelayPipeInput } from '../actors/giver.ts'
 import type { BorrowedFrames } from '../actors/ports.ts'
@@ -17,112 +18,89 @@ type Next =
   /** The relay stopped reading this side. */
   | { readonly kind: 'stopped' }
 
-/** A borrowed frame stream, pulled: what is there now without a tick, a promise only to wait. */
-interface PullSource {
-  shift: () => Frame | undefined
-  readonly done: boolean
-  readonly failure: Error | null
-  wait: () => Promise<void>
-  release: () => void
-  discard: () => void
+/** A BorrowedFrames that is only an async iterable, pumped into a FrameQueue (with its backpressure). */
+function queueOf (frames: BorrowedFrames): FrameQueue {
+  let room = (): void => {}
+  const queue = new FrameQueue(() => frames.release(), () => room())
+  void (async () => {
+    for await (const frame of frames) {
+      if (!queue.push(frame)) await new Promise<void>((resolve) => { room = resolve })
+    }
+  })().then(() => queue.end(), (err: Error) => queue.end(err))
+  return queue
 }
 
-/** Any `BorrowedFrames` as a PullSource (a connection's FrameQueue already is one). */
-function pullSource (frames: BorrowedFrames): PullSource {
-  return frames instanceof FrameQueue ? frames : new IteratorSource(frames)
-}
-
-/** For a BorrowedFrames that is only an async iterable: reads one frame ahead. */
-class IteratorSource implements PullSource {
-  private readonly iterator: AsyncIterator<Frame>
-  private readonly buffered: Frame[] = []
-  private ended = false
-  private reading = false
-  private dropping = false
-  failure: Error | null = null
-  private wake: (() => void) | null = null
-
-  constructor (private readonly frames: BorrowedFrames) {
-    this.iterator = frames[Symbol.asyncIterator]()
-    this.readAhead()
-  }
-
-  get done (): boolean { return this.ended && this.buffered.length === 0 }
-
-  shift (): Frame | undefined {
-    const frame = this.buffered.shift()
-    if (frame !== undefined) this.readAhead()
-    return frame
-  }
-
-  wait (): Promise<void> {
-    if (this.buffered.length > 0 || this.ended) return Promise.resolve()
-    return new Promise((resolve) => { this.wake = resolve })
-  }
-
-  release (): void { this.ended = true; this.frames.release() }
-
-  discard (): void { this.dropping = true; this.buffered.length = 0; this.readAhead() }
-
-  private readAhead (): void {
-    if (this.reading || this.ended || (this.buffered.length > 0 && !this.dropping)) return
-    this.reading = true
-    this.iterator.next().then((r) => {
-      this.reading = false
-      if (r.done === true) this.ended = true
-      else if (!this.dropping) this.buffered.push(r.value)
-      this.wakeNow()
-      this.readAhead()
-    }, (err: Error) => {
-      this.reading = false
-      this.ended = true
-      this.failure = err
-      this.wakeNow()
-    })
-  }
-
-  private wakeNow (): void { const w = this.wake; this.wake = null; w?.() }
-}
-
-/** One side of a relay: its frames, and since when the relay waits on it (for the idle limit). */
-class Side {
-  /** performance.now() since the relay waits on this side, or null. */
+/**
+ * One side of a relay: its borrowed frames, whether the relay waits on it
+ * and since when its idle clock runs. As an async iterable (a pipeline's
+ * source) it gives its frames, then why no more come.
+ */
+class Side implements AsyncIterable<Next> {
+  readonly queue: FrameQueue
+  /** performance.now() since this side's idle clock runs, or null. */
   clock: number | null = null
-  private settle: ((n: Next | null) => void) | null = null
+  /** The relay waits for this side's next frame. */
+  waiting = false
+  private stop: ((n: Next | null) => void) | null = null
 
-  constructor (readonly source: PullSource) {}
+  /** `clocks` sets the idle clocks when `waiting` changes. */
+  constructor (frames: BorrowedFrames, private readonly clocks: () => void) {
+    this.queue = frames instanceof FrameQueue ? frames : queueOf(frames)
+  }
+
+  /** Runs the idle clock (from now, if it was stopped) or stops it. */
+  time (on: boolean): void { this.clock = on ? this.clock ?? performance.now() : null }
 
   /** The next frame if it is already there (no promise, no tick), or the end. */
   poll (): Next | undefined {
-    const frame = this.source.shift()
+    const frame = this.queue.shift()
     if (frame !== undefined) return { kind: 'frame', frame }
-    if (this.source.done) {
-      const failure = this.source.failure
-      return failure === null ? { kind: 'gone' } : { kind: 'broken', detail: failure.message }
-    }
-    return undefined
+    if (!this.queue.done) return undefined
+    const failure = this.queue.failure
+    return failure === null ? { kind: 'gone' } : { kind: 'broken', detail: failure.message }
   }
 
   /** The next frame, or why there is none. `interrupt` ends the wait without taking a frame. */
   async next (): Promise<Next> {
-    while (true) {
-      const n = this.poll()
-      if (n !== undefined) return n
-      const interrupted = await new Promise<Next | null>((resolve) => {
-        this.settle = resolve
-        void this.source.wait().then(() => {
-          if (this.settle === resolve) { this.settle = null; resolve(null) }
+    const now = this.poll()
+    if (now !== undefined) return now
+    this.waiting = true
+    this.clocks()
+    try {
+      while (true) {
+        const interrupted = await new Promise<Next | null>((resolve) => {
+          this.stop = resolve
+          void this.queue.wait().then(() => {
+            if (this.stop === resolve) { this.stop = null; resolve(null) }
+          })
         })
-      })
-      if (interrupted !== null) return interrupted
+        const n = interrupted ?? this.poll()
+        if (n !== undefined) return n
+      }
+    } finally {
+      this.waiting = false
+      this.clocks()
     }
   }
 
   /** Ends a pending `next()` with `n`; no frame is lost. */
   interrupt (n: Next): void {
-    const settle = this.settle
-    this.settle = null
-    settle?.(n)
+    const stop = this.stop
+    this.stop = null
+    stop?.(n)
+  }
+
+  /** A pipeline's source: frames, then why no more come (a plain iterator: a generator costs a tick per frame). */
+  [Symbol.asyncIterator] (): AsyncIterator<Next, undefined> {
+    let ended = false
+    return {
+      next: async () => {
+        if (ended) return { done: true, value: undefined }
+        const n = this.poll() ?? await this.next()
+        ended = n.kind !== 'frame'
+        return { done: false, value: n }
+      }
+    }
   }
 }
 
@@ -131,8 +109,8 @@ type Failure = Omit<RelayOutcome, 'files' | 'bytes' | 'durationMs'>
 /**
  * The bytes of one §5 relay, outside the state machines: `give`, manifest,
  * getlist, then files giver → taker and answers taker → giver at the same
- * time, each direction with backpressure. Checks everything it relays and
- * reports decisions (not chunks) to the giver actor.
+ * time, each direction an it-pipe pipeline with backpressure. Checks
+ * everything it relays and reports decisions (not chunks) to the giver actor.
  *
  * Idle limit: the relay waits on one side at a time and only that side's
  * clock runs — the giver's while the relay needs its next frame and the
@@ -147,8 +125,10 @@ type Failure = Omit<RelayOutcome, 'files' | 'bytes' | 'durationMs'>
 export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEvent) => void): Promise<RelayOutcome> {
   const { folder, giverPort, takerPort, idleLimitMs } = input
   const started = performance.now()
-  const giver = new Side(pullSource(giverPort.borrowFrames()))
-  const taker = new Side(pullSource(takerPort.borrowFrames()))
+  /** Sets the idle clocks: before the files, a side's runs while the relay waits on it. */
+  let clocks = (): void => { giver.time(giver.waiting); taker.time(taker.waiting) }
+  const giver = new Side(giverPort.borrowFrames(), () => clocks())
+  const taker = new Side(takerPort.borrowFrames(), () => clocks())
   const idleFor = `${idleLimitMs / 1000} s`
   let files = 0
   let bytes = 0
@@ -177,17 +157,10 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
       : n.kind === 'idle' ? `giver idle for ${idleFor} ${during}` : `giver broke the protocol ${during}: ${n.kind === 'broken' ? n.detail : 'unexpected frame'}`
     return { failure: detail, takerError: { code: 'relay_failed', detail }, giverViolation: n.kind === 'gone' ? undefined : detail }
   }
-  /** The next frame of `side`, its clock running while the relay waits. */
-  const waitOn = async (side: Side): Promise<Next> => {
-    const now = side.poll()
-    if (now !== undefined) return now
-    side.clock = performance.now()
-    try { return await side.next() } finally { side.clock = null }
-  }
 
   try {
     giverPort.sendJson(['give', folder])
-    const m = await waitOn(giver)
+    const m = await giver.next()
     if (m.kind !== 'frame' || m.frame.kind !== 'json') {
       giverBroke = m.kind !== 'gone'
       return end(giverFailed(m, 'instead of a manifest'))
@@ -200,7 +173,7 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
     takerPort.sendJson(manifest.value)
     report({ type: 'pipe.manifest', files: Object.keys(manifest.value).length })
 
-    const l = await waitOn(taker)
+    const l = await taker.next()
     if (l.kind !== 'frame' || l.frame.kind !== 'json') {
       giverPort.sendJson([])
       if (l.kind === 'gone') return end({ failure: 'taker disconnected before its getlist' })
@@ -222,10 +195,10 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
     return await stream(getlist.value)
   } finally {
     clearInterval(watchdog)
-    if (giverBroke) giver.source.discard()
-    else giver.source.release()
-    if (takerBroke) taker.source.discard()
-    else taker.source.release()
+    if (giverBroke) giver.queue.discard()
+    else giver.queue.release()
+    if (takerBroke) taker.queue.discard()
+    else taker.queue.release()
   }
 
   async function stream (paths: readonly string[]): Promise<RelayOutcome> {
@@ -238,18 +211,13 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
     let takerGone = false
     let takerViolation: string | undefined
     let giverFailure: Failure | undefined
-    /** The relay waits for the giver's next frame. */
-    let giverWaiting = false
     /** Since when the relay waits for the taker's socket to drain, or null. */
     let drainSince: number | null = null
 
     const takerOwes = (): boolean => !takerGone && answered < completed
-    const setClocks = (): void => {
-      const now = performance.now()
-      if (giverWaiting && !takerOwes()) giver.clock ??= now
-      else giver.clock = null
-      if (takerOwes()) taker.clock ??= now
-      else taker.clock = null
+    clocks = () => {
+      giver.time(giver.waiting && !takerOwes())
+      taker.time(takerOwes())
     }
     /** No more is relayed to the taker; its remaining files are answered "failed" to the giver. */
     const dropTaker = (violation?: string): void => {
@@ -260,7 +228,7 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
         takerBroke = true
       }
       taker.interrupt({ kind: 'stopped' })
-      setClocks()
+      clocks()
     }
     const failGiver = (failure: Failure): void => {
       giverFailure = failure
@@ -268,7 +236,7 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
       for (const d of through) d.resolve()
       // The taker may still owe answers for files it has whole: they are read (not relayed) first.
       if (!takerOwes()) taker.interrupt({ kind: 'stopped' })
-      setClocks()
+      clocks()
     }
     onTick = (now) => {
       if (drainSince !== null && now - drainSince >= idleLimitMs) {
@@ -277,84 +245,110 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
         takerPort.close() // ends the wait for its drain
       }
     }
-    const giverNext = async (): Promise<Next> => {
-      const now = giver.poll()
-      if (now !== undefined) return now
-      giverWaiting = true
-      setClocks()
-      try { return await giver.next() } finally { giverWaiting = false; giver.clock = null }
-    }
 
-    const forwardFiles = async (): Promise<void> => {
-      for (const [i, path] of paths.entries()) {
-        const h = await giverNext()
-        if (h.kind !== 'frame' || h.frame.kind !== 'json') return failGiver(giverFailed(h, `before the header of ${path}`))
-        const header = validateFileHeader(h.frame.value, path)
-        if (!header.ok) return failGiver(giverFailed({ kind: 'broken', detail: header.detail }, `at ${path}`))
-        if (!takerGone) takerPort.sendJson(h.frame.value)
-        headersSent = i + 1
-        if (header.value.type === 'file') {
-          let remaining = header.value.size
-          while (remaining > 0) {
-            const b = giver.poll() ?? await giverNext()
-            if (b.kind !== 'frame') return failGiver(giverFailed(b, `with ${remaining} bytes of ${path} to go`))
-            if (b.frame.kind !== 'binary') {
-              return failGiver(giverFailed({ kind: 'broken', detail: `a JSON frame where ${remaining} bytes of ${path} were expected` }, `in ${path}`))
-            }
-            // A frame's first piece tells its whole size: one that would overrun the file is refused before any of it is relayed.
-            const n = isBinaryPiece(b.frame) && b.frame.first ? Math.max(b.frame.frameLength, b.frame.bytes.byteLength) : b.frame.bytes.byteLength
-            if (n > remaining) return failGiver(giverFailed({ kind: 'broken', detail: `binary frames of ${path} exceed its size of ${header.value.size} bytes` }, `in ${path}`))
-            const piece = b.frame.bytes.byteLength
-            remaining -= piece
-            bytes += piece
-            if (!takerGone) {
-              drainSince = performance.now()
-              await takerPort.sendBinary(b.frame.bytes, piece)
-              drainSince = null
-            }
+    /** The giver's frames, checked against the getlist: yields what to relay, reports each file through. */
+    async function * checkFiles (frames: AsyncIterable<Next>): AsyncGenerator<Frame> {
+      let i = 0
+      /** Bytes of paths[i] still to come, null while its header is; and its size. */
+      let remaining: number | null = null
+      let size = 0
+      for await (const n of frames) {
+        const path = paths[i]
+        if (remaining === null) {
+          if (n.kind !== 'frame' || n.frame.kind !== 'json') return failGiver(giverFailed(n, `before the header of ${path}`))
+          const header = validateFileHeader(n.frame.value, path)
+          if (!header.ok) return failGiver(giverFailed({ kind: 'broken', detail: header.detail }, `at ${path}`))
+          yield n.frame
+          headersSent = i + 1
+          if (header.value.type === 'file') remaining = size = header.value.size
+        } else {
+          if (n.kind !== 'frame') return failGiver(giverFailed(n, `with ${remaining} bytes of ${path} to go`))
+          const b = n.frame
+          if (b.kind !== 'binary') {
+            return failGiver(giverFailed({ kind: 'broken', detail: `a JSON frame where ${remaining} bytes of ${path} were expected` }, `in ${path}`))
           }
-          files++
-          report({ type: 'pipe.file', path, bytes: header.value.size })
+          // A frame's first piece tells its whole size: one that would overrun the file is refused before any of it is relayed.
+          const piece = b.bytes.byteLength
+          if ((isBinaryPiece(b) && b.first ? Math.max(b.frameLength, piece) : piece) > remaining) {
+            return failGiver(giverFailed({ kind: 'broken', detail: `binary frames of ${path} exceed its size of ${size} bytes` }, `in ${path}`))
+          }
+          yield b
+          remaining -= piece
+          bytes += piece
         }
-        completed = i + 1
-        setClocks()
-        through[i].resolve()
+        if (remaining !== null && remaining > 0) continue
+        if (remaining === 0) {
+          files++
+          report({ type: 'pipe.file', path, bytes: size })
+        }
+        remaining = null
+        completed = ++i
+        clocks()
+        through[i - 1].resolve()
+        if (i === paths.length) return
       }
     }
 
-    const forwardAnswers = async (): Promise<void> => {
-      for (const [i, path] of paths.entries()) {
-        if (!takerGone) {
-          if (giverFailure !== undefined && !takerOwes()) return
-          const a = taker.poll() ?? await taker.next()
-          if (a.kind === 'stopped') {
-            if (!takerGone) return // the giver failed and the taker owes nothing more
-          } else if (a.kind === 'gone') {
-            dropTaker()
-          } else if (a.kind !== 'frame' || a.frame.kind !== 'json') {
-            dropTaker(a.kind === 'idle'
-              ? `taker idle for ${idleFor} with its answer for ${path} owed`
-              : a.kind === 'broken' ? `taker broke the protocol: ${a.detail}` : `taker sent bytes instead of an answer for ${path}`)
-          } else {
-            const ack = validateFileAck(a.frame.value, path)
-            if (ack.ok && i < headersSent) {
-              answered = i + 1
-              taker.clock = null
-              setClocks()
-              if (giverFailure === undefined) giverPort.sendJson(a.frame.value)
-              continue
-            }
-            dropTaker(ack.ok ? `taker answered for ${path} before it was sent` : ack.detail)
-          }
+    /** Writes to the taker with backpressure; drops everything once the taker is gone. */
+    async function relayToTaker (frames: AsyncIterable<Frame>): Promise<void> {
+      for await (const frame of frames) {
+        if (takerGone) continue
+        if (frame.kind === 'json') {
+          takerPort.sendJson(frame.value)
+        } else {
+          drainSince = performance.now()
+          await takerPort.sendBinary(frame.bytes, frame.bytes.byteLength)
+          drainSince = null
         }
-        // No taker any more: the giver still gets an answer for each file, once it is through.
+      }
+    }
+
+    /**
+     * The taker's answers, checked: yields what to relay to the giver. A gone
+     * taker's files are answered "failed" once each is through.
+     */
+    async function * checkAnswers (answers: AsyncIterable<Next>): AsyncGenerator<JsonValue> {
+      let i = 0
+      for await (const a of answers) {
+        const path = paths[i]
+        if (a.kind === 'stopped') break // the taker was dropped, or the giver failed and the taker owes nothing more
+        if (a.kind === 'gone') {
+          dropTaker()
+          break
+        }
+        if (a.kind !== 'frame' || a.frame.kind !== 'json') {
+          dropTaker(a.kind === 'idle'
+            ? `taker idle for ${idleFor} with its answer for ${path} owed`
+            : a.kind === 'broken' ? `taker broke the protocol: ${a.detail}` : `taker sent bytes instead of an answer for ${path}`)
+          break
+        }
+        const ack = validateFileAck(a.frame.value, path)
+        if (!ack.ok || i >= headersSent) {
+          dropTaker(ack.ok ? `taker answered for ${path} before it was sent` : ack.detail)
+          break
+        }
+        answered = ++i
+        taker.clock = null
+        clocks()
+        if (giverFailure === undefined) yield a.frame.value
+        if (i === paths.length || takerGone || (giverFailure !== undefined && !takerOwes())) break
+      }
+      // No taker any more: the giver still gets an answer for each file, once it is through.
+      for (; i < paths.length; i++) {
         await through[i].promise
         if (giverFailure !== undefined) return
-        giverPort.sendJson(['failed', path, 'taker disconnected'])
+        yield ['failed', paths[i], 'taker disconnected']
       }
     }
 
-    await Promise.all([forwardFiles(), forwardAnswers()])
+    async function relayToGiver (answers: AsyncIterable<JsonValue>): Promise<void> {
+      for await (const answer of answers) giverPort.sendJson(answer)
+    }
+
+    await Promise.all([
+      pipe(giver, checkFiles, relayToTaker),
+      pipe(taker, checkAnswers, relayToGiver)
+    ])
     if (giverFailure !== undefined) return end(takerViolation === undefined ? giverFailure : { ...giverFailure, takerViolation })
     if (takerViolation !== undefined) return end({ failure: takerViolation, takerViolation })
     if (takerGone) return end({ failure: 'taker disconnected' })
