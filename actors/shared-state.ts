@@ -51,10 +51,20 @@ export function dropAssetsOf (assets: AssetIndex, user: UserId): { assets: Asset
     : { assets: Object.fromEntries(kept), changed: true }
 }
 
-/** Appends a line, dropping the oldest past `limit` lines. */
+/**
+ * Keeps the newest `limit` chat messages. §4 says the history starts with the
+ * server's "Server Started" line: that line stays first and is not counted.
+ */
+export function capChat (chat: readonly ChatLine[], limit: number): readonly ChatLine[] {
+  const [first] = chat
+  const pinned = first !== undefined && first[0] === SERVER_CHAT_NAME && first[1] === INITIAL_CHAT[0][1] ? 1 : 0
+  if (chat.length - pinned <= limit) return chat
+  return [...chat.slice(0, pinned), ...chat.slice(chat.length - limit)]
+}
+
+/** Appends a line, dropping the oldest messages past `limit` (see capChat). */
 export function appendChat (chat: readonly ChatLine[], line: ChatLine, limit: number): readonly ChatLine[] {
-  const next = [...chat, line]
-  return next.length > limit ? next.slice(next.length - limit) : next
+  return capChat([...chat, line], limit)
 }
 
 /**

@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { dirname, join, resolve } from 'node:path'
 import writeFileAtomic from 'write-file-atomic'
 import type { DurableState } from '../actors/coordinator.ts'
-import { INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, type AnalyticsState, type StoryState } from '../actors/shared-state.ts'
+import { capChat, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, type AnalyticsState, type StoryState } from '../actors/shared-state.ts'
 import type { JsonValue } from '../protocol/frame.ts'
 import type { ChatLine, JsonObject } from '../protocol/messages.ts'
 import type { ServerLog } from './log.ts'
@@ -357,9 +357,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
       const story = await loadPart('story')
       const analytics = await loadPart('analytics')
       let chat = await loadPart('chat')
-      if (chat !== undefined && options.chatLimit !== undefined && chat.length > options.chatLimit) {
-        chat = chat.slice(chat.length - options.chatLimit)
-      }
+      if (chat !== undefined && options.chatLimit !== undefined) chat = capChat(chat, options.chatLimit)
       const restored: DurableState = { story: story ?? INITIAL_STORY, analytics: analytics ?? INITIAL_ANALYTICS, chat: chat ?? INITIAL_CHAT }
       writers.story.written(restored.story)
       writers.analytics.written(restored.analytics)

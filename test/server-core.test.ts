@@ -376,12 +376,12 @@ describe('leaving (§6) and vanishing clients', () => {
 })
 
 describe('chat history', () => {
-  it('is capped, oldest dropped', async () => {
+  it('is capped, oldest dropped; the server\'s first line stays first (§4)', async () => {
     await start({ chatLimit: 3 })
     const a = await joined({ username: 'a' })
     await pass(a.client)
-    for (const m of ['1', '2', '3']) await request(a.client, ['message', m])
-    expect(await pass(a.client)).toEqual([['messages', [['a', '1'], ['a', '2'], ['a', '3']]], 'yours'])
+    for (const m of ['1', '2', '3', '4']) await request(a.client, ['message', m])
+    expect(await pass(a.client)).toEqual([['messages', [['Multiuser Server', 'Server Started'], ['a', '2'], ['a', '3'], ['a', '4']]], 'yours'])
   })
 })
 

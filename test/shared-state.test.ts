@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import {
+  appendChat, capChat, dropAssetsOf, INITIAL_CHAT, INITIAL_STORY, mergeAssets, mergeStory, wouldDeadlock
+} from '../actors/shared-state.ts'
+import type { ChatLine } from '../protocol/messages.ts'
+
+describe('the merge rules (§3), as pure functions', () => {
+  it('story: only a strictly newer one wins, owned by its submitter; otherwise the same object', () => {
+    const won = mergeStory(INITIAL_STORY, { story: { a: 1 }, timestamp: '2024/01/01-00:00:00' }, 'u:1')
+    expect(won).toEqual({ owner: 'u:1', value: { a: 1 }, timestamp: '2024/01/01-00:00:00' })
+    expect(mergeStory(won, { story: { b: 2 }, timestamp: '2024/01/01-00:00:00' }, 'u:2')).toBe(won)
+  })
+
+  it('assets: the unchanged index is the same object; "__proto__" stays an entry', () => {
+    const current = { '/a': ['x', '2024/01/01-00:00:00'] as const }
+    expect(mergeAssets(current, { '/a': ['y', '2023/01/01-00:00:00'] }, 'u:2')).toEqual({ merged: current, changed: false })
+    const proto = JSON.parse('{"__proto__": ["x", "2024/01/01-00:00:00"]}') as Record<string, readonly [string, string]>
+    const { merged } = mergeAssets({}, proto, 'u:3')
+    expect(Object.keys(merged)).toEqual(['__proto__'])
+    expect(dropAssetsOf(merged, 'u:3')).toEqual({ assets: {}, changed: true })
+  })
+
+  it('would_deadlock follows chains of waits, and stops on a cycle that does not involve the taker', () => {
+    const waits = new Map([['b', 'c'], ['c', 'a'], ['x', 'y'], ['y', 'x']])
+    expect(wouldDeadlock(waits, 'a', 'b')).toBe(true)
+    expect(wouldDeadlock(waits, 'a', 'c')).toBe(true)
+    expect(wouldDeadlock(waits, 'z', 'x')).toBe(false)
+    expect(wouldDeadlock(new Map(), 'a', 'b')).toBe(false)
+  })
+})
+
+describe('chat cap', () => {
+  it('keeps the newest `limit` messages, and the server line first, whatever is appended', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 20 }), fc.array(fc.string(), { maxLength: 60 }), (limit, texts) => {
+      let chat: readonly ChatLine[] = INITIAL_CHAT
+      for (const t of texts) chat = appendChat(chat, ['u', t], limit)
+      expect(chat[0]).toEqual(INITIAL_CHAT[0])
+      expect(chat.slice(1).map(([, t]) => t)).toEqual(texts.slice(Math.max(0, texts.length - limit)))
+    }))
+  })
+
+  it('trims a restored history the same way; a history without the server line is just trimmed', () => {
+    const lines: ChatLine[] = Array.from({ length: 30 }, (_, i) => ['ann', String(i)])
+    expect(capChat([...INITIAL_CHAT, ...lines], 10)).toEqual([...INITIAL_CHAT, ...lines.slice(20)])
+    expect(capChat(lines, 10)).toEqual(lines.slice(20))
+    expect(capChat(lines, 30)).toBe(lines)
+  })
+})
