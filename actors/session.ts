@@ -3,7 +3,7 @@ import type { JsonValue } from '../protocol/frame.ts'
 import { errorMessage, type ErrorCode } from '../protocol/errors.ts'
 import {
   parseRequest, validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString,
-  validateStorySubmission, validateUsername, type RequestType, type ServerSignal, type UserId
+  validateStorySubmission, validateUsername, type Request, type ServerSignal, type UserId
 } from '../protocol/messages.ts'
 import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
 import { enqueueNotification, withdrawServe, type Notification, type NotificationKind } from './notifications.ts'
@@ -36,8 +36,21 @@ export interface SessionContext extends SessionInput {
   readonly closeReason: string
 }
 
+/** §4 requests, raised once a frame from the client holding the turn has been parsed. */
+export type RequestEvent =
+  | { type: 'request.pass' }
+  | { type: 'request.story' }
+  | { type: 'request.analytics' }
+  | { type: 'request.assets' }
+  | { type: 'request.users' }
+  | { type: 'request.at', path: string, timestamp: string }
+  | { type: 'request.message', text: string }
+  | { type: 'request.get', giver: UserId, folder: string }
+  | { type: 'request.refused', code: ErrorCode, detail: string }
+
 export type SessionEvent =
   | { type: 'frame', value: JsonValue }
+  | RequestEvent
   | { type: 'frame.binary' }
   | { type: 'protocol.violation', detail: string }
   | { type: 'socket.closed', reason: string }
@@ -55,6 +68,7 @@ const SUBMISSION_VALIDATORS = {
 } as const
 
 const shareKeyOf = (v: JsonValue): object | undefined => (typeof v === 'object' && v !== null ? v : undefined)
+const toRequestEvent = (r: Request): RequestEvent => ({ ...r, type: `request.${r.type}` }) as RequestEvent
 const frameValue = (event: SessionEvent): JsonValue | undefined => (event.type === 'frame' ? event.value : undefined)
 const isString = (v: unknown): v is string => typeof v === 'string'
 
@@ -76,10 +90,6 @@ export const sessionSetup = setup({
     secretRequired: ({ context }) => context.secret !== undefined,
     isWrongSecret: ({ context, event }) => frameValue(event) !== context.secret,
     isValidSubmission: ({ event }, params: { kind: SyncKind }) => SUBMISSION_VALIDATORS[params.kind](frameValue(event)).ok,
-    requestIs: ({ event }, params: { type: RequestType }) => {
-      const r = parseRequest(frameValue(event))
-      return r.ok && r.value.type === params.type
-    },
     hasDeliverable: ({ context }) => context.deliverable > 0,
     nothingToDeliver: ({ context }) => context.deliverable === 0,
     turnHoldIsZero: ({ context }) => context.turnHoldMs <= 0,
@@ -101,8 +111,7 @@ export const sessionSetup = setup({
       if (!checked.ok) context.port.sendJson(errorMessage(checked.code, checked.detail))
     },
     refuseRequest: ({ context, event }) => {
-      const checked = parseRequest(frameValue(event))
-      if (!checked.ok) context.port.sendJson(errorMessage(checked.code, checked.detail))
+      if (event.type === 'request.refused') context.port.sendJson(errorMessage(event.code, event.detail))
     },
     refuseOutOfTurn: ({ context }) => context.port.sendJson(errorMessage('protocol', 'a frame arrived while the client did not hold the turn')),
     refuseBinary: ({ context }) => context.port.sendJson(errorMessage('protocol', 'a binary frame arrived outside a relay')),
@@ -132,22 +141,20 @@ export const sessionSetup = setup({
     },
     requestUsers: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'users.request', userId: context.userId })),
     sendUsersReply: ({ context, event }) => { if (event.type === 'users.current') context.port.sendJson(event.users) },
-    reportAt: sendTo(({ context }) => context.coordinator, ({ context, event }) => {
+    /** Parses the frame once and raises it as the request it is (or its refusal). */
+    raiseRequest: enqueueActions(({ event, enqueue }) => {
       const r = parseRequest(frameValue(event))
-      return r.ok && r.value.type === 'at'
-        ? { type: 'at.report', userId: context.userId, path: r.value.path, timestamp: r.value.timestamp }
-        : { type: 'ignored' }
+      enqueue.raise(r.ok ? toRequestEvent(r.value) : { type: 'request.refused', code: r.code, detail: r.detail })
     }),
-    sayMessage: sendTo(({ context }) => context.coordinator, ({ context, event }) => {
-      const r = parseRequest(frameValue(event))
-      return r.ok && r.value.type === 'message' ? { type: 'message.say', userId: context.userId, text: r.value.text } : { type: 'ignored' }
-    }),
-    requestRelay: sendTo(({ context }) => context.coordinator, ({ context, event }) => {
-      const r = parseRequest(frameValue(event))
-      return r.ok && r.value.type === 'get'
-        ? { type: 'relay.request', userId: context.userId, giver: r.value.giver, folder: r.value.folder }
-        : { type: 'ignored' }
-    }),
+    reportAt: sendTo(({ context }) => context.coordinator, ({ context }, at: { path: string, timestamp: string }) => ({
+      type: 'at.report', userId: context.userId, path: at.path, timestamp: at.timestamp
+    })),
+    sayMessage: sendTo(({ context }) => context.coordinator, ({ context }, message: { text: string }) => ({
+      type: 'message.say', userId: context.userId, text: message.text
+    })),
+    requestRelay: sendTo(({ context }) => context.coordinator, ({ context }, get: { giver: UserId, folder: string }) => ({
+      type: 'relay.request', userId: context.userId, giver: get.giver, folder: get.folder
+    })),
     sendRefusal: ({ context, event }) => { if (event.type === 'relay.refused') context.port.sendJson(errorMessage(event.code, event.detail)) },
     keepRelayId: assign({ relayId: ({ event }) => (event.type === 'relay.accepted' ? event.relayId : null) }),
 
@@ -221,7 +228,6 @@ function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
 }
 
 const deliver = (kind: NotificationKind) => ({ type: 'nextDeliveryIs', params: { kind } }) as const
-const request = (type: RequestType) => ({ type: 'requestIs', params: { type } }) as const
 
 export const sessionMachine = sessionSetup.createMachine({
   id: 'session',
@@ -294,17 +300,24 @@ export const sessionMachine = sessionSetup.createMachine({
         clientHolds: {
           after: idle,
           on: {
-            frame: [
-              { guard: request('pass'), target: 'passed' },
-              { guard: request('story'), target: 'story' },
-              { guard: request('analytics'), target: 'analytics' },
-              { guard: request('assets'), target: 'assets' },
-              { guard: request('users'), target: 'users' },
-              { guard: request('at'), target: 'clientHolds', reenter: true, actions: ['reportAt', 'sendYours'] },
-              { guard: request('message'), target: 'clientHolds', reenter: true, actions: ['sayMessage', 'sendYours'] },
-              { guard: request('get'), target: 'getting' },
-              { target: 'clientHolds', reenter: true, actions: ['refuseRequest', 'sendYours'] }
-            ]
+            frame: { actions: 'raiseRequest' },
+            'request.pass': 'passed',
+            'request.story': 'story',
+            'request.analytics': 'analytics',
+            'request.assets': 'assets',
+            'request.users': 'users',
+            'request.at': {
+              target: 'clientHolds',
+              reenter: true,
+              actions: [{ type: 'reportAt', params: ({ event }) => ({ path: event.path, timestamp: event.timestamp }) }, 'sendYours']
+            },
+            'request.message': {
+              target: 'clientHolds',
+              reenter: true,
+              actions: [{ type: 'sayMessage', params: ({ event }) => ({ text: event.text }) }, 'sendYours']
+            },
+            'request.get': { target: 'getting', actions: { type: 'requestRelay', params: ({ event }) => ({ giver: event.giver, folder: event.folder }) } },
+            'request.refused': { target: 'clientHolds', reenter: true, actions: ['refuseRequest', 'sendYours'] }
           }
         },
         story: { ...syncExchange('story', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
@@ -315,7 +328,6 @@ export const sessionMachine = sessionSetup.createMachine({
           on: { 'users.current': { target: 'clientHolds', actions: ['sendUsersReply', 'sendYours'] } }
         },
         getting: {
-          entry: 'requestRelay',
           on: {
             'relay.accepted': { target: '#session.paused', actions: 'keepRelayId' },
             'relay.refused': { target: 'clientHolds', actions: ['sendRefusal', 'sendYours'] }

@@ -118,6 +118,8 @@ function text (s: string): string {
 
 function formatParams (params: unknown): string {
   if (params === undefined || params === null) return ''
+  // Dynamic params are computed from the event: their source text differs between transpilers.
+  if (typeof params === 'function') return '…'
   if (typeof params !== 'object') return String(params)
   return Object.values(params).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')
 }
