@@ -3,7 +3,8 @@ import type { JsonValue } from '../protocol/frame.ts'
 import { errorMessage, type ErrorCode } from '../protocol/errors.ts'
 import {
   parseRequest, validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString,
-  validateStorySubmission, validateUsername, type Request, type ServerSignal, type UserId
+  validateStorySubmission, validateUsername, type AnalyticsSubmission, type AssetIndex, type Request,
+  type ServerSignal, type StorySubmission, type UserId
 } from '../protocol/messages.ts'
 import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
 import { enqueueNotification, withdrawServe, type Notification, type NotificationKind } from './notifications.ts'
@@ -48,9 +49,15 @@ export type RequestEvent =
   | { type: 'request.get', giver: UserId, folder: string }
   | { type: 'request.refused', code: ErrorCode, detail: string }
 
+/** §3 sync answers, raised once the client's frame has been validated. */
+export type SubmissionEvent =
+  | { type: 'submission.accepted', submission: StorySubmission | AnalyticsSubmission | AssetIndex }
+  | { type: 'submission.refused', code: ErrorCode, detail: string }
+
 export type SessionEvent =
   | { type: 'frame', value: JsonValue }
   | RequestEvent
+  | SubmissionEvent
   | { type: 'frame.binary' }
   | { type: 'protocol.violation', detail: string }
   | { type: 'socket.closed', reason: string }
@@ -89,7 +96,6 @@ export const sessionSetup = setup({
     isOtherProject: ({ context, event }) => frameValue(event) !== context.projectName,
     secretRequired: ({ context }) => context.secret !== undefined,
     isWrongSecret: ({ context, event }) => frameValue(event) !== context.secret,
-    isValidSubmission: ({ event }, params: { kind: SyncKind }) => SUBMISSION_VALIDATORS[params.kind](frameValue(event)).ok,
     hasDeliverable: ({ context }) => context.deliverable > 0,
     nothingToDeliver: ({ context }) => context.deliverable === 0,
     turnHoldIsZero: ({ context }) => context.turnHoldMs <= 0,
@@ -106,10 +112,16 @@ export const sessionSetup = setup({
       const detail = checked.ok ? `expected a string, got ${JSON.stringify(frameValue(event))?.slice(0, 80)}` : checked.detail
       context.port.sendJson(errorMessage('bad_handshake', detail))
     },
-    refuseSubmission: ({ context, event }, params: { kind: SyncKind }) => {
-      const checked = SUBMISSION_VALIDATORS[params.kind](frameValue(event))
-      if (!checked.ok) context.port.sendJson(errorMessage(checked.code, checked.detail))
+    refuseSubmission: ({ context, event }) => {
+      if (event.type === 'submission.refused') context.port.sendJson(errorMessage(event.code, event.detail))
     },
+    /** Validates the client's sync answer once and raises it as accepted or refused. */
+    raiseSubmission: enqueueActions(({ event, enqueue }, params: { kind: SyncKind }) => {
+      const checked = SUBMISSION_VALIDATORS[params.kind](frameValue(event))
+      enqueue.raise(checked.ok
+        ? { type: 'submission.accepted', submission: checked.value }
+        : { type: 'submission.refused', code: checked.code, detail: checked.detail })
+    }),
     refuseRequest: ({ context, event }) => {
       if (event.type === 'request.refused') context.port.sendJson(errorMessage(event.code, event.detail))
     },
@@ -128,12 +140,12 @@ export const sessionSetup = setup({
     })),
     markJoined: assign({ joined: true }),
     tellCoordinatorSynced: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'user.synced', userId: context.userId })),
-    submitToCoordinator: sendTo(({ context }) => context.coordinator, ({ context, event }, params: { kind: SyncKind, origin: ExchangeOrigin }) => {
-      const checked = SUBMISSION_VALIDATORS[params.kind](frameValue(event))
-      return { type: `${params.kind}.submit`, userId: context.userId, submission: checked.ok ? checked.value : null, origin: params.origin }
-    }),
-    // The coordinator replaces story, analytics, assets and history on every change, never mutates
-    // them: each object is a version, so its encoding can be shared by every session that sends it.
+    submitToCoordinator: sendTo(({ context }) => context.coordinator, ({ context, event }, params: { kind: SyncKind, origin: ExchangeOrigin }) => ({
+      type: `${params.kind}.submit`,
+      userId: context.userId,
+      submission: event.type === 'submission.accepted' ? event.submission : null,
+      origin: params.origin
+    })),
     sendMergedReply: ({ context, event }) => {
       if (event.type === 'story.current') context.port.sendJson([event.owner, event.story], event.story)
       if (event.type === 'analytics.current') context.port.sendJson(event.analytics, shareKeyOf(event.analytics))
@@ -205,8 +217,8 @@ const idle = { idleLimit: { target: '#session.closed', actions: { type: 'noteClo
  */
 function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
   const refusal = origin === 'sync'
-    ? { target: '#session.closed', actions: [{ type: 'refuseSubmission', params: { kind } }, { type: 'noteCloseReason', params: { reason: `bad ${kind} sync answer` } }] }
-    : { target: 'done', actions: { type: 'refuseSubmission', params: { kind } } }
+    ? { target: '#session.closed', actions: ['refuseSubmission', { type: 'noteCloseReason', params: { reason: `bad ${kind} sync answer` } }] }
+    : { target: 'done', actions: 'refuseSubmission' }
   return sessionSetup.createStateConfig({
     initial: 'awaitingSubmission',
     states: {
@@ -214,10 +226,9 @@ function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
         entry: { type: 'say', params: { signal: kind } },
         after: idle,
         on: {
-          frame: [
-            { guard: { type: 'isValidSubmission', params: { kind } }, target: 'awaitingMerge', actions: { type: 'submitToCoordinator', params: { kind, origin } } },
-            refusal as never
-          ]
+          frame: { actions: { type: 'raiseSubmission', params: { kind } } },
+          'submission.accepted': { target: 'awaitingMerge', actions: { type: 'submitToCoordinator', params: { kind, origin } } },
+          'submission.refused': refusal as never
         }
       },
       awaitingMerge: { on: { [`${kind}.current`]: { target: 'awaitingAck', actions: 'sendMergedReply' } } },
