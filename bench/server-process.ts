@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const GC_WRAPPER = fileURLToPath(new URL('./gc-wrapper.ts', import.meta.url))
 
 export interface ServerProcess {
   readonly child: ChildProcess
@@ -11,6 +12,8 @@ export interface ServerProcess {
   rss: () => number
   /** CPU seconds (user + system) the server process has used (from /proc). */
   cpuSeconds: () => number
+  /** RSS after a full garbage collection in the server (started with `{ gc: true }`). */
+  rssAfterGc: () => Promise<number>
   stop: () => Promise<void>
 }
 
@@ -18,8 +21,9 @@ export interface ServerProcess {
  * Runs the real server (`src/main.ts`) in a child process on 127.0.0.1 with
  * an ephemeral port, so its memory and CPU are its own.
  */
-export async function startServerProcess (extraArgs: readonly string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'Bench', '--host', '127.0.0.1', '--port', '0',
+export async function startServerProcess (extraArgs: readonly string[] = [], o: { gc?: boolean } = {}): Promise<ServerProcess> {
+  const entry = o.gc === true ? ['--expose-gc', '--import', 'tsx', GC_WRAPPER] : ['--import', 'tsx', MAIN]
+  const child = spawn(process.execPath, [...entry, 'Bench', '--host', '127.0.0.1', '--port', '0',
     '--no-discovery', '--no-persist', '--log-level', 'debug', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
   const port = await new Promise<number>((resolve, reject) => {
     let out = ''
@@ -41,6 +45,11 @@ export async function startServerProcess (extraArgs: readonly string[] = []): Pr
     cpuSeconds: () => {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
       return (Number(fields[11]) + Number(fields[12])) / ticks
+    },
+    rssAfterGc: async () => {
+      child.kill('SIGUSR2')
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
     },
     stop: async () => {
       if (child.exitCode !== null) return
