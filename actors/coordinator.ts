@@ -5,7 +5,6 @@ import type {
   AnalyticsSubmission, AssetIndex, ChatLine, Camera, JsonObject, StorySubmission,
   Timestamp, UserId, UsersReply
 } from '../protocol/messages.ts'
-import { SERVER_CHAT_NAME } from '../protocol/messages.ts'
 import type { Notification } from './notifications.ts'
 import type { FramePort } from './ports.ts'
 import {
@@ -363,4 +362,3 @@ export const coordinatorMachine = setup({
 })
 
 export type CoordinatorRef = ActorRefFrom<typeof coordinatorMachine>
-export { SERVER_CHAT_NAME }

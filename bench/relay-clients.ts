@@ -5,7 +5,7 @@
  */
 import { connect, type NetConnectOpts, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { encodeJson, HEADER_BYTES, KIND_BINARY, type JsonValue } from '../protocol/frame.ts'
+import { binaryHeader, encodeJson, HEADER_BYTES, KIND_BINARY, type JsonValue } from '../protocol/frame.ts'
 
 export const MiB = 1024 * 1024
 const T0 = '0000/00/00-00:00:00'
@@ -175,14 +175,6 @@ export class Peer {
   }
 
   close (): void { this.socket.destroy() }
-}
-
-/** The 5-byte header of a binary frame. */
-export function binaryHeader (length: number): Buffer {
-  const h = Buffer.allocUnsafe(HEADER_BYTES)
-  h.writeUInt32BE(length, 0)
-  h[4] = KIND_BINARY
-  return h
 }
 
 /**

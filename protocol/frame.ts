@@ -78,7 +78,14 @@ export function encodeBinary (bytes: Uint8Array | Uint8ArrayList): Uint8ArrayLis
   return new Uint8ArrayList(header(bytes.byteLength, KIND_BINARY), bytes)
 }
 
-/** The header alone, for writers that send the payload buffers themselves. */
+/**
+ * The header alone, for writers that send the payload buffers themselves.
+ * From Node's buffer pool: a fresh 5-byte ArrayBuffer per frame would cost a
+ * backing store each, on the hot path of every relayed chunk.
+ */
 export function binaryHeader (length: number): Uint8Array {
-  return header(length, KIND_BINARY)
+  const h = Buffer.allocUnsafe(HEADER_BYTES)
+  h.writeUInt32BE(length, 0)
+  h[4] = KIND_BINARY
+  return h
 }

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { AnyActorRef } from 'xstate'
 import { errorMessage } from '../protocol/errors.ts'
 import { FrameDecoder } from '../protocol/decoder.ts'
-import { encodeJson, HEADER_BYTES, KIND_BINARY, ProtocolError, type Frame } from '../protocol/frame.ts'
+import { binaryHeader, encodeJson, ProtocolError, type Frame } from '../protocol/frame.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
 import { FrameQueue } from './frame-queue.ts'
 
@@ -54,10 +54,6 @@ export class Connection implements FramePort {
 
   constructor (readonly socket: Socket, private readonly maxFrame: number) {
     socket.setNoDelay(true)
-  }
-
-  get isOpen (): boolean {
-    return !this.socket.destroyed && !this.closing
   }
 
   /** Starts reading; resolves when the connection has ended. */
@@ -143,11 +139,7 @@ export class Connection implements FramePort {
     const s = this.socket
     if (!s.writable) return DRAINED
     s.cork()
-    // From Node's buffer pool: a fresh 5-byte ArrayBuffer per frame would cost a backing store each.
-    const header = Buffer.allocUnsafe(HEADER_BYTES)
-    header.writeUInt32BE(byteLength, 0)
-    header[4] = KIND_BINARY
-    s.write(header)
+    s.write(binaryHeader(byteLength))
     for (const chunk of chunks) s.write(chunk)
     s.uncork()
     return s.writableNeedDrain ? this.drained() : DRAINED
