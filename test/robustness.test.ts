@@ -1,0 +1,83 @@
+/**
+ * Issue 12 over real TCP: one bad or hostile client never hurts the others
+ * (contract revision 2, §1–§4, §6).
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { join, T0, WireClient } from './helpers/wire-client.ts'
+import { startTestServer, type TestServer } from './helpers/server.ts'
+import { pass, request } from './helpers/turns.ts'
+import { expectUsable } from './helpers/relay-peers.ts'
+
+const PROJECT = 'Test Film'
+let server: TestServer
+const clients: WireClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await server?.close()
+})
+
+async function start (o: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  server = await startTestServer(o)
+  return server
+}
+async function joined (o: Parameters<typeof join>[2] = {}): Promise<WireClient> {
+  const j = await join(server.port, PROJECT, o)
+  clients.push(j.client)
+  return j.client
+}
+async function raw (): Promise<WireClient> {
+  const c = await WireClient.connect(server.port)
+  clients.push(c)
+  return c
+}
+/** A JSON frame whose payload is `text` as is. */
+function jsonFrame (text: string): Uint8Array {
+  const payload = Buffer.from(text, 'utf8')
+  const frame = Buffer.alloc(5 + payload.byteLength)
+  frame.writeUInt32BE(payload.byteLength, 0)
+  payload.copy(frame, 5)
+  return frame
+}
+
+describe('§1 values the server refuses', () => {
+  it('a story nested thousands of levels deep closes only its sender; the server lives on', async () => {
+    await start()
+    const a = await joined({ username: 'a' })
+    await pass(a)
+    const b = await joined({ username: 'b' })
+    await pass(b)
+    b.send('story')
+    expect(await b.recv()).toBe('story')
+    // 12 KB of nesting: parsed fine by JSON.parse, but JSON.stringify of it would overflow the stack.
+    b.sendRaw(jsonFrame(`[{"a":${'['.repeat(6000)}1${']'.repeat(6000)}},"2030/01/01-00:00:00"]`))
+    expect(await b.recv()).toEqual(['error', 'protocol', expect.stringContaining('256 levels')])
+    await b.waitClosed()
+    // Nothing was stored: a's story sync shows the initial story.
+    expect(await request(a, 'story')).toEqual(['story', ['0.0.0.0:0000', {}], 'yours'])
+    await expectUsable([a])
+    const c = await joined({ username: 'c' })
+    await expectUsable([a, c])
+  })
+
+  it('1e400 (Infinity once parsed) is a violation wherever it comes, even in an ack', async () => {
+    await start()
+    const a = await joined({ username: 'a' })
+    await pass(a)
+    const texts = ['["message", 1e400]', '[{"camera":[1e400,0]},"2030/01/01-00:00:00"]']
+    for (const text of texts) {
+      const c = await joined()
+      c.sendRaw(jsonFrame(text))
+      expect(await c.recv()).toEqual(['error', 'protocol', expect.stringContaining('finite')])
+      await c.waitClosed()
+    }
+    const d = await raw()
+    expect(await d.recv()).toBe('username?')
+    d.send('d'); await d.recv(); d.send(PROJECT)
+    expect(await d.recv()).toBe('story')
+    d.send([{}, T0]); await d.recv()
+    d.sendRaw(jsonFrame('{"ack": -1e999}'))
+    expect(await d.recv()).toEqual(['error', 'protocol', expect.stringContaining('finite')])
+    await d.waitClosed()
+    await expectUsable([a])
+  })
+})
