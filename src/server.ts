@@ -48,6 +48,9 @@ export interface RunningServer {
   readonly close: () => Promise<void>
 }
 
+/** §3: a busy refusal's socket is destroyed this long after the refusal, closed or not. */
+const BUSY_RELEASE_MS = 1_000
+
 /** Socket reads of up to 1 MiB cut per-chunk overhead on large relays. */
 const READ_HIGH_WATER = 1024 * 1024
 
@@ -68,6 +71,10 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
     if (sessions.size >= options.maxConnections) {
       log.human(`refused | ${userIdOf(socket)} | busy`)
       socket.end(encodeJson(errorMessage('busy', `the server is at its limit of ${options.maxConnections} connections`)))
+      // §3: released within 2 s even if the client never closes its side.
+      const release = setTimeout(() => socket.destroy(), BUSY_RELEASE_MS)
+      release.unref()
+      socket.once('close', () => clearTimeout(release))
       return
     }
     const connection = new Connection(socket, options.maxFrame)

@@ -2,7 +2,10 @@
  * Issue 12 over real TCP: one bad or hostile client never hurts the others
  * (contract revision 2, §1–§4, §6).
  */
+import { connect } from 'node:net'
+import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
+import { FrameDecoder } from '../protocol/decoder.ts'
 import { join, T0, WireClient } from './helpers/wire-client.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { pass, request } from './helpers/turns.ts'
@@ -78,6 +81,32 @@ describe('§1 values the server refuses', () => {
     d.sendRaw(jsonFrame('{"ack": -1e999}'))
     expect(await d.recv()).toEqual(['error', 'protocol', expect.stringContaining('finite')])
     await d.waitClosed()
+    await expectUsable([a])
+  })
+})
+
+describe('§3 busy', () => {
+  it('a busy refusal releases its socket even if the client never closes its side', async () => {
+    await start({ maxConnections: 1 })
+    const a = await joined()
+    // A client that keeps its side open after the server's FIN, and keeps writing.
+    const s = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true })
+    await once(s, 'connect')
+    const decoder = new FrameDecoder()
+    const got: unknown[] = []
+    s.on('data', (chunk) => { for (const f of decoder.push(chunk)) if (f.kind === 'json') got.push(f.value) })
+    s.on('error', () => {})
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()))
+    await once(s, 'end')
+    expect(got).toEqual([['error', 'busy', expect.any(String)]])
+    // Writes to a socket the server has destroyed are answered by a reset: that is the release.
+    const poke = setInterval(() => { if (s.writable) s.write('x') }, 50)
+    try {
+      await closed
+    } finally {
+      clearInterval(poke)
+    }
+    expect(s.destroyed).toBe(true)
     await expectUsable([a])
   })
 })
