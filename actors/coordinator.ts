@@ -139,10 +139,14 @@ export const coordinatorMachine = setup({
     notifyEveryoneOfUsers: enqueueActions(({ context, enqueue }) => {
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'users' } })
     }),
-    notifyOthersOfLeaving: enqueueActions(({ context, enqueue }) => {
-      for (const u of context.users.values()) {
+    /** §6: `users` to everyone left, and `assets` only when the leaver's entries were dropped. Runs before removeUser. */
+    notifyOthersOfLeaving: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'user.leave') return
+      const assetsDropped = dropAssetsOf(context.assets, event.userId).changed
+      for (const [id, u] of context.users) {
+        if (id === event.userId) continue
         enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'users' } })
-        enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'assets' } })
+        if (assetsDropped) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'assets' } })
       }
     }),
     endRelaysOfLeaver: enqueueActions(({ context, event, enqueue }) => {
@@ -342,7 +346,7 @@ export const coordinatorMachine = setup({
           actions: ['addUser', emit(({ event }) => ({ type: 'log' as const, line: `${event.username} | connected | ${event.userId}` }))]
         },
         'user.synced': { actions: 'notifyEveryoneOfUsers' },
-        'user.leave': { guard: 'isKnownUser', actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'removeUser', 'notifyOthersOfLeaving'] },
+        'user.leave': { guard: 'isKnownUser', actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'notifyOthersOfLeaving', 'removeUser'] },
         'story.submit': { actions: 'mergeSubmittedStory' },
         'analytics.submit': { actions: 'mergeSubmittedAnalytics' },
         'assets.submit': { actions: 'mergeSubmittedAssets' },

@@ -33,6 +33,11 @@ async function raw (): Promise<WireClient> {
   clients.push(c)
   return c
 }
+/** Waits until the server has dropped closed connections. */
+async function settle (count: number): Promise<void> {
+  for (let i = 0; i < 500 && server.connectionCount() !== count; i++) await new Promise((r) => setTimeout(r, 10))
+  expect(server.connectionCount()).toBe(count)
+}
 /** A JSON frame whose payload is `text` as is. */
 function jsonFrame (text: string): Uint8Array {
   const payload = Buffer.from(text, 'utf8')
@@ -108,5 +113,27 @@ describe('§3 busy', () => {
     }
     expect(s.destroyed).toBe(true)
     await expectUsable([a])
+  })
+})
+
+describe('§6 leaving', () => {
+  it('an assets notification only when the leaver\'s entries were dropped', async () => {
+    await start()
+    const a = await joined({ username: 'a' })
+    const b = await joined({ username: 'b' })
+    const c = await joined({ username: 'c', assets: { '/chr/C': ['c', '2025/01/01-00:00:00'] } })
+    await pass(a); await pass(b); await pass(c)
+    b.close()
+    await settle(2)
+    expect(await pass(a)).toEqual(['users', 'yours'])
+    // An entry b submitted but c's newer one replaced is not b's any more: still nothing dropped.
+    const d = await joined({ username: 'd', assets: { '/chr/C': ['d', '2024/01/01-00:00:00'] } })
+    await pass(a); await pass(d)
+    d.close()
+    await settle(2)
+    expect(await pass(a)).toEqual(['users', 'yours'])
+    c.close()
+    await settle(1)
+    expect(await pass(a)).toEqual(['users', 'assets', {}, 'yours'])
   })
 })

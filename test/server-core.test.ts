@@ -334,7 +334,8 @@ describe('leaving (§6) and vanishing clients', () => {
     const t = await joined({ username: 't' }); t.client.close() // holding the turn
     await settle(1)
     const got = await pass(watcher.client)
-    expect(got.filter((v) => typeof v === 'string')).toEqual(['users', 'assets', 'yours'])
+    // None of them owned an asset entry: no assets notification (§6 rev 2).
+    expect(got.filter((v) => typeof v === 'string')).toEqual(['users', 'yours'])
     expect(Object.keys((await request(watcher.client, 'users'))[0] as object)).toEqual([watcher.client.userId])
   })
 
