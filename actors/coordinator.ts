@@ -8,7 +8,7 @@ import type {
 import type { Notification } from './notifications.ts'
 import type { FramePort } from './ports.ts'
 import {
-  appendChat, dropAssetsOf, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, mergeAnalytics, mergeAssets,
+  appendChat, capChat, DEFAULT_CHAT_BYTES, dropAssetsOf, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, mergeAnalytics, mergeAssets,
   mergeStory, wouldDeadlock, type AnalyticsState, type StoryState
 } from './shared-state.ts'
 import { giverMachine, type RelayOutcome } from './giver.ts'
@@ -44,6 +44,8 @@ export interface DurableState {
 
 export interface CoordinatorInput {
   readonly chatLimit: number
+  /** §4: the history's cap in bytes of JSON (default 1 MiB). */
+  readonly chatBytes?: number
   readonly relayTimeoutMs: number
   /** §4 idle limit, applied by relays to the side they wait on (default: the giver machine's). */
   readonly idleLimitMs?: number
@@ -52,6 +54,7 @@ export interface CoordinatorInput {
 
 export interface CoordinatorContext extends DurableState {
   readonly chatLimit: number
+  readonly chatBytes: number
   readonly relayTimeoutMs: number
   readonly idleLimitMs?: number
   readonly users: ReadonlyMap<UserId, UserRecord>
@@ -242,7 +245,7 @@ export const coordinatorMachine = setup({
       if (event.type !== 'message.say') return
       const user = context.users.get(event.userId)
       if (user === undefined) return
-      const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit)
+      const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit, context.chatBytes)
       enqueue.assign({ chat })
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'message' } })
       enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics: context.analytics, chat } })
@@ -328,11 +331,12 @@ export const coordinatorMachine = setup({
   id: 'coordinator',
   context: ({ input }) => ({
     chatLimit: input.chatLimit,
+    chatBytes: input.chatBytes ?? DEFAULT_CHAT_BYTES,
     relayTimeoutMs: input.relayTimeoutMs,
     idleLimitMs: input.idleLimitMs,
     story: input.restored?.story ?? INITIAL_STORY,
     analytics: input.restored?.analytics ?? INITIAL_ANALYTICS,
-    chat: input.restored?.chat ?? INITIAL_CHAT,
+    chat: capChat(input.restored?.chat ?? INITIAL_CHAT, input.chatLimit, input.chatBytes ?? DEFAULT_CHAT_BYTES),
     users: new Map(),
     assets: {},
     relays: new Map(),

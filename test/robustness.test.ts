@@ -137,3 +137,125 @@ describe('§6 leaving', () => {
     expect(await pass(a)).toEqual(['users', 'assets', {}, 'yours'])
   })
 })
+
+const HISTORY_START = ['Multiuser Server', 'Server Started']
+
+/** Waits for `c`'s unsent output to stop changing: what the server would read of it, it has read. */
+async function writesSettled (c: WireClient): Promise<number> {
+  let last = -1
+  let same = 0
+  for (let i = 0; i < 400 && same < 10; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25))
+    const now = c.socket.writableLength
+    same = now === last ? same + 1 : 0
+    last = now
+  }
+  return last
+}
+
+describe('§4 frames in order', () => {
+  it('pipelined requests are served in order, a sync answer and its ack included', async () => {
+    await start()
+    const a = await joined({ username: 'ann' })
+    const ts = '2025/05/05-10:00:00'
+    for (const m of [['message', 'one'], 'users', 'story', [{ s: 1 }, ts], 'ack', ['at', '/x', ts], 'yours']) a.send(m)
+    const got: unknown[] = []
+    for (let yours = 0; yours < 5;) {
+      const m = await a.recv()
+      got.push(m)
+      if (m === 'yours') yours++
+    }
+    expect(got).toEqual([
+      'yours',
+      { [a.userId]: { username: 'ann', camera: [0, 0], at: null } }, 'yours',
+      'story', [a.userId, { s: 1 }], 'yours',
+      'yours',
+      'users', ['messages', [HISTORY_START, ['ann', 'one']]], 'yours'
+    ])
+  })
+
+  it('a whole handshake, the syncs and a first request sent at once', async () => {
+    await start()
+    const c = await raw()
+    for (const m of ['zoe', PROJECT, [{}, T0], true, {}, true, [{}, T0], true, ['message', 'hi']]) c.send(m)
+    const got: unknown[] = []
+    while (got.filter((m) => m === 'yours').length < 2) got.push(await c.recv())
+    expect(got).toEqual(['username?', 'project?', 'story', ['0.0.0.0:0000', {}], 'assets', {}, 'analytics', {}, 'yours', 'yours'])
+  })
+
+  it('a frame during a held pass ends the hold, whatever it is; the session goes on', async () => {
+    await start({ turnHoldMs: 60_000 })
+    const a = await joined()
+    await pass(a)
+    a.send('yours')
+    a.send(['message', 'during the hold'])
+    expect(await a.recv()).toBe('yours') // the hold's
+    expect(await a.recv()).toBe('yours') // the message's
+    a.send('yours')
+    a.send('dance')
+    expect(await a.recv()).toEqual(['messages', [HISTORY_START, ['tester', 'during the hold']]])
+    expect(await a.recv()).toBe('yours')
+    expect(await a.recv()).toEqual(['error', 'unknown_request', expect.any(String)])
+    expect(await a.recv()).toBe('yours')
+  })
+
+  it('reads at most one frame ahead: what a waiting taker pipelines stays in TCP, then is served in order', async () => {
+    await start()
+    const g = await joined({ username: 'g' })
+    const t = await joined({ username: 't' })
+    await pass(g); await pass(t)
+    t.send(['get', g.userId, '/chr/Moria'])
+    for (let i = 0; i < 200 && server.coordinator.getSnapshot().context.relays.size === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    // t waits on g (who never passes): 48 MiB of requests, sent without waiting.
+    const text = 'x'.repeat(60_000)
+    const n = 800
+    for (let i = 0; i < n; i++) t.send(['message', text])
+    const unsent = await writesSettled(t)
+    // The kernel's buffers take a few MiB; the server itself took one frame (and at most one read chunk).
+    expect(unsent).toBeGreaterThan(24 * 1024 * 1024)
+    expect(t.closed).toBe(false)
+    g.close() // the relay fails; t's turn comes back and its requests are served one by one
+    expect(await t.recv(10_000)).toEqual(['error', 'relay_failed', expect.any(String)])
+    for (let i = 0; i <= n; i++) expect(await t.recv(10_000)).toBe('yours')
+    expect(t.socket.writableLength).toBe(0)
+  })
+})
+
+describe('§4 output limit', () => {
+  it('a client pipelining chat and passes without reading is disconnected past the output limit; others are served', async () => {
+    await start({ outputLimit: 2 * 1024 * 1024 })
+    const a = await joined({ username: 'a' })
+    await pass(a)
+    const x = await joined({ username: 'hog' })
+    x.socket.pause() // never reads again
+    const text = 'y'.repeat(60_000)
+    for (let i = 0; i < 100; i++) { x.send(['message', text]); x.send('yours') }
+    for (let i = 0; i < 500 && !server.lines.some((l) => l.startsWith('hog | disconnected |')); i++) await new Promise((r) => setTimeout(r, 20))
+    const line = server.lines.find((l) => l.startsWith('hog | disconnected |'))
+    expect(line).toMatch(/output limit \| \d+ bytes waiting unsent, over the limit of 2097152$/)
+    await expectUsable([a])
+  })
+
+  it('output that waits unsent for the idle limit disconnects too, even below the output limit', async () => {
+    await start({ idleLimitMs: 500, turnHoldMs: 60_000 })
+    const x = await joined({ username: 'slow' })
+    x.socket.pause()
+    const text = 'z'.repeat(60_000)
+    for (let i = 0; i < 30; i++) { x.send(['message', text]); x.send('yours') }
+    x.send('yours') // nothing pending then: the pass is held, no idle clock runs on the client
+    for (let i = 0; i < 500 && !server.lines.some((l) => l.startsWith('slow | disconnected |')); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(server.lines.find((l) => l.startsWith('slow | disconnected |'))).toMatch(/output limit \| output waited unsent for the idle limit/)
+    const a = await joined({ username: 'a' })
+    expect(await request(a, ['message', 'still here'])).toEqual(['yours'])
+  })
+
+  it('the chat history is capped in bytes as well as lines (§4 rev 2)', async () => {
+    await start({ chatBytes: 200 })
+    const a = await joined({ username: 'a' })
+    await pass(a)
+    for (const m of ['x'.repeat(50), 'y'.repeat(50), 'z'.repeat(50)]) await request(a, ['message', m])
+    const got = await pass(a)
+    // [["Multiuser Server","Server Started"],["a","yyy…"],["a","zzz…"]] is 151 bytes; with the x line it would be 210.
+    expect(got).toEqual([['messages', [HISTORY_START, ['a', 'y'.repeat(50)], ['a', 'z'.repeat(50)]]], 'yours'])
+  })
+})
