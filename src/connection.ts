@@ -86,11 +86,10 @@ export class Connection implements FramePort {
   private readonly outputLimit: number
   private readonly idleLimitMs: number
 
-  constructor (readonly socket: Socket, limits: ConnectionLimits | number) {
-    const l = typeof limits === 'number' ? { maxFrame: limits, outputLimit: Number.POSITIVE_INFINITY, idleLimitMs: 0 } : limits
-    this.maxFrame = l.maxFrame
-    this.outputLimit = l.outputLimit
-    this.idleLimitMs = l.idleLimitMs
+  constructor (readonly socket: Socket, limits: ConnectionLimits) {
+    this.maxFrame = limits.maxFrame
+    this.outputLimit = limits.outputLimit
+    this.idleLimitMs = limits.idleLimitMs
     socket.setNoDelay(true)
   }
 
