@@ -9,7 +9,8 @@ import { FrameDecoder } from '../protocol/decoder.ts'
 import { T0, type WireClient } from './helpers/wire-client.ts'
 import { PROJECT, serverFixture } from './helpers/fixture.ts'
 import { pass, request } from './helpers/turns.ts'
-import { expectUsable } from './helpers/relay-peers.ts'
+import { deliveredUntilYours, expectUsable } from './helpers/relay-peers.ts'
+import { encodeJson } from '../protocol/frame.ts'
 
 const { start, joined, raw, settle, server } = serverFixture()
 /** A JSON frame whose payload is `text` as is. */
@@ -192,6 +193,35 @@ describe('§4 frames in order', () => {
     expect(await t.recv(10_000)).toEqual(['error', 'relay_failed', expect.any(String)])
     for (let i = 0; i <= n; i++) expect(await t.recv(10_000)).toBe('yours')
     expect(t.socket.writableLength).toBe(0)
+  })
+})
+
+describe('§4 frames in order, around a relay', () => {
+  it('a taker that pipelines its getlist and its next request, and a giver that pipelines its manifest', async () => {
+    await start()
+    const g = await joined({ username: 'g' })
+    const t = await joined({ username: 't' })
+    await pass(g); await pass(t)
+    // t's get and its getlist at once (the getlist waits, unread, until the relay reads it).
+    t.sendRaw(Buffer.concat([encodeJson(['get', g.userId, '/f']), encodeJson(['a.txt'])]))
+    for (let i = 0; i < 500 && server().coordinator.getSnapshot().context.relays.size === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    // g passes and sends its manifest before the give has even arrived.
+    g.sendRaw(Buffer.concat([encodeJson('yours'), encodeJson({ 'a.txt': 'h' })]))
+    expect(await g.recv()).toEqual(['give', '/f'])
+    expect(await g.recv()).toEqual(['a.txt'])
+    g.send(['file', 'a.txt', 3])
+    g.sendBinary(new Uint8Array([1, 2, 3]))
+    expect(await t.recv()).toEqual({ 'a.txt': 'h' })
+    expect(await t.recv()).toEqual(['file', 'a.txt', 3])
+    const bytes = await t.frame()
+    expect(bytes.kind === 'binary' ? [...bytes.bytes.subarray()] : bytes.value).toEqual([1, 2, 3])
+    // Its answer and a request for after the relay, at once: the request goes back to t's session.
+    t.sendRaw(Buffer.concat([encodeJson(['ok', 'a.txt']), encodeJson(['message', 'got it'])]))
+    expect(await g.recv()).toEqual(['ok', 'a.txt'])
+    expect(await t.recv()).toBe('yours') // the relay's end
+    expect(await t.recv()).toBe('yours') // the pipelined message's
+    expect(await deliveredUntilYours(g)).toEqual({ delivered: [], served: [] })
+    expect(await pass(t)).toEqual([['messages', [HISTORY_START, ['t', 'got it']]], 'yours'])
   })
 })
 
