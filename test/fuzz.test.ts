@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { connect, type Socket } from 'node:net'
 import { encodeBinary, encodeJson, type JsonValue } from '../protocol/frame.ts'
+import { FrameDecoder } from '../protocol/decoder.ts'
 import { join, T0, type WireClient } from './helpers/wire-client.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { deliveredUntilYours } from './helpers/relay-peers.ts'
@@ -88,40 +89,84 @@ const hostileBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
 )
 
 type Step = { kind: 'json', value: JsonValue } | { kind: 'raw', bytes: Uint8Array }
+const json = (value: JsonValue): Step => ({ kind: 'json', value })
+/** Openings that make relays between the fuzzers likely: a get for the next one, or passes and a manifest. */
+const ROLES: Readonly<Record<'none' | 'taker' | 'giver', readonly Step[]>> = {
+  none: [],
+  taker: [json(['get', 'PEER', '/f'])],
+  giver: [json('yours'), json('yours'), json({ 'a.txt': 'h', 'b.txt': 'h' })]
+}
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: protocolish.map((value) => ({ kind: 'json' as const, value })) },
+  // Passes and gets between the fuzzers, so that relays start among them.
+  { weight: 2, arbitrary: fc.constantFrom<JsonValue>('yours', ['get', 'PEER', '/f'], { 'a.txt': 'h' }, ['a.txt'], ['file', 'a.txt', 2], ['ok', 'a.txt']).map((value) => ({ kind: 'json' as const, value })) },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 8 }).map((b) => ({ kind: 'raw' as const, bytes: Buffer.concat([...encodeBinary(b)]) })) },
   { weight: 1, arbitrary: hostileBytes.map((bytes) => ({ kind: 'raw' as const, bytes })) }
 )
 
-/** A connected socket that reads and drops what the server says (so that its close is seen). */
-async function open (): Promise<{ socket: Socket, id: string, firstData: Promise<unknown>, closed: Promise<void> }> {
+/** A connected socket; `frames` counts the frames the server sent it (read and dropped). */
+async function open (): Promise<{ socket: Socket, id: string, firstData: Promise<unknown>, closed: Promise<void>, onFrame: (f: (v: JsonValue) => void) => void }> {
   const socket = connect({ port: server.port, host: '127.0.0.1' })
   socket.on('error', () => {})
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
   await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
   const firstData = new Promise((resolve) => socket.once('data', resolve))
-  socket.resume()
-  return { socket, id: `127.0.0.1:${socket.localPort ?? 0}`, firstData, closed }
+  const decoder = new FrameDecoder({ maxFrame: 2 ** 32 - 1 })
+  let listener = (_: JsonValue): void => {}
+  socket.on('data', (chunk) => {
+    try {
+      for (const f of decoder.push(chunk)) if (f.kind === 'json') listener(f.value)
+    } catch { /* the fuzzer does not care */ }
+  })
+  return { socket, id: `127.0.0.1:${socket.localPort ?? 0}`, firstData, closed, onFrame: (f) => { listener = f } }
 }
 
-interface ClientPlan { joinSteps: number, steps: Step[], readFirst: boolean }
+/**
+ * How a fuzzer sends its steps: all at once (`burst`), or one for each
+ * frame the server sends it (`lockstep`: it answers prompts, passes when
+ * given the turn, serves when given a give, with whatever step is next).
+ */
+type Pace = 'burst' | 'lockstep'
+interface ClientPlan { joinSteps: number, steps: Step[], readFirst: boolean, pace: Pace }
 
 /**
  * Hostile clients at once: each sends a prefix of a good join, then its
- * steps, all without waiting, and ends its side. `["get", "WITNESS" or
- * "PEER", …]` asks the witness or another of them for a folder.
+ * steps, and ends its side. `["get", "WITNESS" or "PEER", …]` asks the
+ * witness or another of them for a folder.
  */
 async function runClients (plans: ClientPlan[]): Promise<void> {
   const opened = await Promise.all(plans.map(async () => await open()))
   await Promise.all(plans.map(async (plan, i) => {
-    const { socket, firstData, closed } = opened[i]
+    const { socket, firstData, closed, onFrame } = opened[i]
     const peer = opened[(i + 1) % opened.length].id
     const rewrite = (v: JsonValue): JsonValue => Array.isArray(v) && v[0] === 'get' && (v[1] === 'WITNESS' || v[1] === 'PEER')
       ? ['get', v[1] === 'WITNESS' ? witness.userId : peer, v[2]]
       : v
+    const write = (s: Step): void => { if (socket.writable) socket.write(s.kind === 'raw' ? s.bytes : encodeJson(rewrite(s.value))) }
     if (plan.readFirst) await firstData
     for (const v of JOIN.slice(0, plan.joinSteps)) socket.write(encodeJson(v))
-    for (const s of plan.steps) socket.write(s.kind === 'raw' ? s.bytes : encodeJson(rewrite(s.value)))
+    if (plan.pace === 'burst') {
+      for (const s of plan.steps) write(s)
+    } else {
+      // One step per frame received (after the join's, when it joined); a server that says nothing
+      // for a while gets the next one anyway.
+      await new Promise<void>((resolve) => {
+        let next = 0
+        let idle: NodeJS.Timeout | undefined
+        let joining = plan.joinSteps === JOIN.length
+        const step = (v?: JsonValue): void => {
+          if (joining && v !== undefined && v !== 'yours') return
+          joining = false
+          clearTimeout(idle)
+          if (next >= plan.steps.length || socket.destroyed) { onFrame(() => {}); resolve(); return }
+          write(plan.steps[next++])
+          idle = setTimeout(() => step(), 200)
+        }
+        onFrame((v) => step(v))
+        void closed.then(() => { clearTimeout(idle); resolve() })
+        idle = setTimeout(() => step(), 200)
+      })
+    }
     socket.end()
     // The server reads to the end (or closes on a violation): wait for the close itself. What it has
     // not read yet (behind a get that waits on a giver) waits in TCP, its end of stream too.
@@ -142,13 +187,15 @@ describe('fuzz (issue 12)', () => {
       fc.asyncProperty(
         fc.array(fc.record({
           joinSteps: fc.oneof(fc.constant(JOIN.length), fc.integer({ min: 0, max: JOIN.length })),
+          role: fc.constantFrom<keyof typeof ROLES>('none', 'taker', 'giver'),
           steps: fc.array(step, { maxLength: 12 }),
-          readFirst: fc.boolean()
-        }), { minLength: 1, maxLength: 3 }),
+          readFirst: fc.boolean(),
+          pace: fc.constantFrom<Pace>('burst', 'lockstep')
+        }).map(({ role, steps, ...plan }) => ({ ...plan, steps: [...ROLES[role], ...steps] })), { minLength: 1, maxLength: 3 }),
         async (plans) => { await runClients(plans) }
       ),
-      // Bounded in count and in time (a slow machine runs fewer).
-      { numRuns: 200, interruptAfterTimeLimit: 40_000, markInterruptAsFailure: false }
+      // Bounded in count and in time (a slow machine runs fewer); FUZZ_RUNS=2000 for a longer hunt.
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 150), interruptAfterTimeLimit: 40_000, markInterruptAsFailure: false }
     )
     // The server is alive and everyone is gone but the witness.
     for (let i = 0; i < 500 && server.connectionCount() !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
