@@ -194,6 +194,13 @@ export class Connection implements FramePort {
 
   sendJson (value: unknown, shareKey?: object): void {
     if (!this.socket.writable) return
+    // §4 output limit: the backlog before this message (so that one message larger than the limit,
+    // a big story say, does not cost its receiver the connection; memory stays within limit + one message).
+    const waiting = this.socket.writableLength
+    if (waiting > this.outputLimit) {
+      this.abort(`output limit | ${waiting} bytes waiting unsent, over the limit of ${this.outputLimit}`)
+      return
+    }
     let frame: Uint8Array
     try {
       frame = shareKey === undefined ? encodeJson(value) : encodeShared(value, shareKey)
@@ -204,7 +211,7 @@ export class Connection implements FramePort {
     }
     this.corkForThisTick()
     this.socket.write(frame)
-    this.checkOutput()
+    this.watchStall()
   }
 
   sendBinary (chunks: Iterable<Uint8Array>, byteLength: number): Promise<void> {
@@ -214,7 +221,7 @@ export class Connection implements FramePort {
     s.write(binaryHeader(byteLength))
     for (const chunk of chunks) s.write(chunk)
     s.uncork()
-    this.checkOutput()
+    // A relay waits for the drain before its next chunk, and its watchdog times a taker that does not read.
     return s.writableNeedDrain ? this.drained() : DRAINED
   }
 
@@ -259,17 +266,9 @@ export class Connection implements FramePort {
     return snapshot !== undefined && snapshot.status === 'active' && snapshot.hasTag(READS_FRAME)
   }
 
-  /**
-   * §4 output limit: more than the limit waiting unsent disconnects at once;
-   * output that waits (the socket asked for a drain) for the idle limit too.
-   */
-  private checkOutput (): void {
+  /** §4 output limit: output that waits unsent (the socket asked for a drain) for the idle limit disconnects. */
+  private watchStall (): void {
     const s = this.socket
-    const waiting = s.writableLength
-    if (waiting > this.outputLimit) {
-      this.abort(`output limit | ${waiting} bytes waiting unsent, over the limit of ${this.outputLimit}`)
-      return
-    }
     // During a relay the relay's own watchdog times a taker that does not read (§5, with its own log line).
     if (this.stallTimer === null && s.writableNeedDrain && this.idleLimitMs > 0 && this.borrowed === null) {
       this.stallTimer = setTimeout(() => {
