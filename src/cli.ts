@@ -44,7 +44,7 @@ export function buildCli (): Command {
     .option('--relay-timeout <s>', 'withdraw a get whose giver does not start within this time', positiveSeconds, DEFAULTS.relayTimeoutMs / 1000)
     .option('--max-frame <bytes>', 'largest frame accepted from a client', integer(1024, 2 ** 32 - 1), DEFAULTS.maxFrame)
     .option('--chat-limit <n>', 'chat messages kept (oldest dropped)', integer(1, 10_000_000), DEFAULTS.chatLimit)
-    .option('--chat-bytes <bytes>', 'chat history kept, in bytes of JSON (oldest dropped; at least 512 KiB, so any message fits)', integer(512 * 1024, 2 ** 31 - 1), DEFAULTS.chatBytes)
+    .option('--chat-bytes <bytes>', 'chat history kept, in bytes of JSON (oldest dropped; at least 512 KiB, so any message fits)', integer(512 * 1024, 256 * 1024 * 1024), DEFAULTS.chatBytes)
     .option('--output-limit <bytes>', 'disconnect a client with more than this waiting unsent for it, or output unsent for the idle limit (at least 8 MiB)', integer(8 * 1024 * 1024, 2 ** 40), DEFAULTS.outputLimit)
     .option('--max-connections <n>', 'clients at once; more are answered "busy"', integer(1, 1_000_000), DEFAULTS.maxConnections)
     .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts')
