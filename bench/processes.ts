@@ -39,8 +39,8 @@ export interface Child {
 }
 
 /** `node <args>` in the repository root, with its stdout watched. */
-export function startNode (args: readonly string[]): Child {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+export function startNode (args: readonly string[], env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } })
   if (proc.pid === undefined) throw new Error(`could not start node ${args.join(' ')}`)
   const pid = proc.pid
   let out = ''
@@ -76,7 +76,7 @@ export function startNode (args: readonly string[]): Child {
     stderr: () => err,
     stop: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 15_000)
       await exited
       clearTimeout(killer)
     }
@@ -87,10 +87,14 @@ export interface Listening extends Child { readonly port: number }
 
 const LISTENING = /listening on 127\.0\.0\.1:(\d+)/
 
-/** The real server, as `npm start` runs it, on an ephemeral loopback port. */
-export async function startServer (serverArgs: readonly string[], nodeFlags: readonly string[] = []): Promise<Listening> {
-  const child = startNode([...nodeFlags, ...startScriptArgs(), 'Bench', '--host', '127.0.0.1', '--port', '0',
-    '--no-discovery', '--no-persist', '--log-level', 'debug', ...serverArgs])
+/**
+ * The real server, as `npm start` runs it, on an ephemeral loopback port.
+ * `entry` replaces src/main.ts by a bench wrapper that imports it.
+ */
+export async function startServer (serverArgs: readonly string[], o: { nodeFlags?: readonly string[], entry?: string, env?: Record<string, string> } = {}): Promise<Listening> {
+  const start = startScriptArgs().map((a) => (a === 'src/main.ts' && o.entry !== undefined ? o.entry : a))
+  const child = startNode([...o.nodeFlags ?? [], ...start, 'Bench', '--host', '127.0.0.1', '--port', '0',
+    '--no-discovery', '--no-persist', '--log-level', 'debug', ...serverArgs], o.env)
   const port = Number((await child.match(LISTENING))[1])
   return { ...child, port }
 }

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { binaryHeader, encodeJson } from '../protocol/frame.ts'
 import { MiB, Peer, within, writeBigFile } from './relay-clients.ts'
-import { sampleRss, startNode, startServer, type Child } from './processes.ts'
+import { sampleRss, startNode, startServer, type Child, type Listening } from './processes.ts'
 
 export const RELAY_BYTES = 1024 * MiB
 const CHUNK = MiB
@@ -104,8 +104,8 @@ async function joinPair (port: number): Promise<{ g: Peer, t: Peer }> {
 }
 
 /** One relay through a freshly started server: its first. */
-export async function coldRelay (style: PeerStyle, src: Source, nodeFlags: readonly string[] = []): Promise<RelayRun> {
-  const server = await startServer([], nodeFlags)
+export async function coldRelay (style: PeerStyle, src: Source, o: { entry?: string, env?: Record<string, string>, around?: (server: Listening, phase: 'start' | 'end') => Promise<void> } = {}): Promise<RelayRun> {
+  const server = await startServer([], o)
   try {
     const { g, t } = await joinPair(server.port)
     try {
@@ -115,7 +115,9 @@ export async function coldRelay (style: PeerStyle, src: Source, nodeFlags: reado
       await t.expect({ 'big.bin': 'sha' })
       t.send(['big.bin'])
       await g.expect(['big.bin'])
+      await o.around?.(server, 'start')
       return await measure(server, style, src, g, t, async () => {
+        await o.around?.(server, 'end')
         t.send(['ok', 'big.bin'])
         await t.expect(['file', 'big.bin', RELAY_BYTES])
         await t.expect('yours')

@@ -27,7 +27,7 @@ const IDLE_MEASURE_MS = 5_000
 const BROADCASTS = 20
 
 /** A client that passes whenever it gets the turn (while `passing`), and notes `messages` arrivals. */
-class TurnClient {
+export class TurnClient {
   passes = 0
   passing = false
   holdsTurn = true
@@ -69,7 +69,7 @@ class TurnClient {
   close (): void { this.peer.close() }
 }
 
-async function joinMany (port: number, n: number, from = 0): Promise<TurnClient[]> {
+export async function joinTurnClients (port: number, n: number, from = 0): Promise<TurnClient[]> {
   const out: TurnClient[] = []
   for (let i = 0; i < n; i += 50) {
     out.push(...await Promise.all(Array.from({ length: Math.min(50, n - i) }, async (_, j) => await TurnClient.join(port, `u${from + i + j}`))))
@@ -101,9 +101,9 @@ export async function passRun (bare: boolean): Promise<PassRun> {
   const args = ['--turn-hold', '0']
   const server = bare ? await startBareServer(args) : await startServer(args)
   try {
-    const first = await joinMany(server.port, 1)
+    const first = await joinTurnClients(server.port, 1)
     const one = await measurePasses(server, first)
-    const all = [...first, ...await joinMany(server.port, 49, 1)]
+    const all = [...first, ...await joinTurnClients(server.port, 49, 1)]
     const fifty = await measurePasses(server, all)
     for (const c of all) c.close()
     return { one, fifty }
@@ -132,7 +132,7 @@ export async function idleRun (bare: boolean): Promise<IdleRun> {
   try {
     await sleep(500)
     const rss0 = server.rss()
-    const clients = await joinMany(server.port, IDLE_CLIENTS)
+    const clients = await joinTurnClients(server.port, IDLE_CLIENTS)
     for (const c of clients) c.start()
     await sleep(2 * WARM_MS + 2 * turnHoldMs)
     const rss1 = server.rss()
