@@ -68,7 +68,6 @@ export type CoordinatorEvent =
   | { type: 'analytics.submit', userId: UserId, submission: AnalyticsSubmission, origin: ExchangeOrigin }
   | { type: 'assets.submit', userId: UserId, submission: AssetIndex, origin: ExchangeOrigin }
   | { type: 'users.request', userId: UserId }
-  | { type: 'history.request', userId: UserId }
   | { type: 'at.report', userId: UserId, path: string, timestamp: Timestamp }
   | { type: 'message.say', userId: UserId, text: string }
   | { type: 'relay.request', userId: UserId, giver: UserId, folder: string }
@@ -84,7 +83,6 @@ export type CoordinatorReply =
   | { type: 'analytics.current', analytics: JsonValue }
   | { type: 'assets.current', assets: AssetIndex }
   | { type: 'users.current', users: UsersReply }
-  | { type: 'history.current', history: readonly ChatLine[] }
   | { type: 'relay.accepted', relayId: number }
   | { type: 'relay.refused', code: ErrorCode, detail: string }
   | { type: 'relay.ended', error?: { code: ErrorCode, detail: string }, violation?: string }
@@ -220,11 +218,6 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       if (user !== undefined) enqueue.sendTo(user.session, { type: 'users.current', users: usersReply(context.users) })
     }),
-    replyHistory: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'history.request') return
-      const user = context.users.get(event.userId)
-      if (user !== undefined) enqueue.sendTo(user.session, { type: 'history.current', history: context.chat })
-    }),
     recordAt: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'at.report') return
       const user = context.users.get(event.userId)
@@ -240,7 +233,8 @@ export const coordinatorMachine = setup({
       if (user === undefined) return
       const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit)
       enqueue.assign({ chat })
-      for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'message' } })
+      const notification: Notification = { kind: 'message', history: chat }
+      for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification })
       enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics: context.analytics, chat } })
     }),
 
@@ -347,7 +341,6 @@ export const coordinatorMachine = setup({
         'analytics.submit': { actions: 'mergeSubmittedAnalytics' },
         'assets.submit': { actions: 'mergeSubmittedAssets' },
         'users.request': { actions: 'replyUsers' },
-        'history.request': { actions: 'replyHistory' },
         'at.report': { actions: 'recordAt' },
         'message.say': { actions: 'appendMessage' },
         'relay.request': { actions: 'decideRelay' },

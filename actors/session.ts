@@ -186,8 +186,10 @@ export const sessionSetup = setup({
       const n = context.pending[0]
       if (n?.kind === 'at') context.port.sendJson([n.from, 'at', n.path, n.timestamp])
     },
-    requestHistory: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'history.request', userId: context.userId })),
-    sendMessages: ({ context, event }) => { if (event.type === 'history.current') context.port.sendJson(['messages', event.history], event.history) },
+    sendMessages: ({ context }) => {
+      const n = context.pending[0]
+      if (n?.kind === 'message') context.port.sendJson(['messages', n.history], n.history)
+    },
     keepServeRelayId: assign({ relayId: ({ context }) => { const n = context.pending[0]; return n?.kind === 'serve' ? n.relayId : null } }),
     tellCoordinatorServeBegins: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'serve.begin', userId: context.userId, relayId: context.relayId })),
     sendRelayError: ({ context, event }) => {
@@ -364,16 +366,12 @@ export const sessionMachine = sessionSetup.createMachine({
                 { guard: 'nothingToDeliver', target: '#session.turnTaking.clientHolds', actions: 'sendYours' },
                 { guard: deliver('users'), target: 'next', reenter: true, actions: ['sendUsersSignal', 'dropDelivered'] },
                 { guard: deliver('at'), target: 'next', reenter: true, actions: ['sendAt', 'dropDelivered'] },
-                { guard: deliver('message'), target: 'messages', actions: 'dropDelivered' },
+                { guard: deliver('message'), target: 'next', reenter: true, actions: ['sendMessages', 'dropDelivered'] },
                 { guard: deliver('story'), target: 'story', actions: 'dropDelivered' },
                 { guard: deliver('analytics'), target: 'analytics', actions: 'dropDelivered' },
                 { guard: deliver('assets'), target: 'assets', actions: 'dropDelivered' },
                 { guard: deliver('serve'), target: '#session.serving', actions: ['keepServeRelayId', 'dropDelivered'] }
               ]
-            },
-            messages: {
-              entry: 'requestHistory',
-              on: { 'history.current': { target: 'next', actions: 'sendMessages' } }
             },
             story: { ...syncExchange('story', 'notification'), onDone: 'next' },
             analytics: { ...syncExchange('analytics', 'notification'), onDone: 'next' },
