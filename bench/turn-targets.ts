@@ -139,11 +139,11 @@ export interface IdleRun {
 }
 
 /** 1,000 clients at the default turn hold: idle CPU, RSS per connection, broadcast latency. */
-export async function idleRun (bare: boolean): Promise<IdleRun> {
+export async function idleRun (bare: boolean, nodeFlags: readonly string[] = []): Promise<IdleRun> {
   const turnHoldMs = DEFAULTS.turnHoldMs
   const server = bare
     ? await startBareServer(['--turn-hold', String(turnHoldMs)])
-    : await startServer(['--max-connections', String(IDLE_CLIENTS + 10)])
+    : await startServer(['--max-connections', String(IDLE_CLIENTS + 10)], { nodeFlags })
   try {
     await sleep(500)
     const rss0 = server.rss()
