@@ -8,7 +8,7 @@ import type {
 import type { Notification } from './notifications.ts'
 import type { FramePort } from './ports.ts'
 import {
-  appendChat, dropAssetsOf, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, mergeAnalytics, mergeAssets,
+  appendChat, capChat, DEFAULT_CHAT_BYTES, dropAssetsOf, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, mergeAnalytics, mergeAssets,
   mergeStory, wouldDeadlock, type AnalyticsState, type StoryState
 } from './shared-state.ts'
 import { giverMachine, type RelayOutcome } from './giver.ts'
@@ -44,6 +44,8 @@ export interface DurableState {
 
 export interface CoordinatorInput {
   readonly chatLimit: number
+  /** §4: the history's cap in bytes of JSON (default 1 MiB). */
+  readonly chatBytes?: number
   readonly relayTimeoutMs: number
   /** §4 idle limit, applied by relays to the side they wait on (default: the giver machine's). */
   readonly idleLimitMs?: number
@@ -52,6 +54,7 @@ export interface CoordinatorInput {
 
 export interface CoordinatorContext extends DurableState {
   readonly chatLimit: number
+  readonly chatBytes: number
   readonly relayTimeoutMs: number
   readonly idleLimitMs?: number
   readonly users: ReadonlyMap<UserId, UserRecord>
@@ -137,10 +140,14 @@ export const coordinatorMachine = setup({
     notifyEveryoneOfUsers: enqueueActions(({ context, enqueue }) => {
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'users' } })
     }),
-    notifyOthersOfLeaving: enqueueActions(({ context, enqueue }) => {
-      for (const u of context.users.values()) {
+    /** §6: `users` to everyone left, and `assets` only when the leaver's entries were dropped. Runs before removeUser. */
+    notifyOthersOfLeaving: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'user.leave') return
+      const assetsDropped = dropAssetsOf(context.assets, event.userId).changed
+      for (const [id, u] of context.users) {
+        if (id === event.userId) continue
         enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'users' } })
-        enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'assets' } })
+        if (assetsDropped) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'assets' } })
       }
     }),
     endRelaysOfLeaver: enqueueActions(({ context, event, enqueue }) => {
@@ -231,7 +238,7 @@ export const coordinatorMachine = setup({
       if (event.type !== 'message.say') return
       const user = context.users.get(event.userId)
       if (user === undefined) return
-      const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit)
+      const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit, context.chatBytes)
       enqueue.assign({ chat })
       const notification: Notification = { kind: 'message', history: chat }
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification })
@@ -318,11 +325,12 @@ export const coordinatorMachine = setup({
   id: 'coordinator',
   context: ({ input }) => ({
     chatLimit: input.chatLimit,
+    chatBytes: input.chatBytes ?? DEFAULT_CHAT_BYTES,
     relayTimeoutMs: input.relayTimeoutMs,
     idleLimitMs: input.idleLimitMs,
     story: input.restored?.story ?? INITIAL_STORY,
     analytics: input.restored?.analytics ?? INITIAL_ANALYTICS,
-    chat: input.restored?.chat ?? INITIAL_CHAT,
+    chat: capChat(input.restored?.chat ?? INITIAL_CHAT, input.chatLimit, input.chatBytes ?? DEFAULT_CHAT_BYTES),
     users: new Map(),
     assets: {},
     relays: new Map(),
@@ -336,7 +344,7 @@ export const coordinatorMachine = setup({
           actions: ['addUser', emit(({ event }) => ({ type: 'log' as const, line: `${event.username} | connected | ${event.userId}` }))]
         },
         'user.synced': { actions: 'notifyEveryoneOfUsers' },
-        'user.leave': { guard: 'isKnownUser', actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'removeUser', 'notifyOthersOfLeaving'] },
+        'user.leave': { guard: 'isKnownUser', actions: ['endRelaysOfLeaver', 'forgetUnstartedRelaysOfLeaver', 'notifyOthersOfLeaving', 'removeUser'] },
         'story.submit': { actions: 'mergeSubmittedStory' },
         'analytics.submit': { actions: 'mergeSubmittedAnalytics' },
         'assets.submit': { actions: 'mergeSubmittedAssets' },

@@ -10,6 +10,13 @@ import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
 import { enqueueNotification, withdrawServe, type Notification, type NotificationKind } from './notifications.ts'
 import type { FramePort } from './ports.ts'
 
+/**
+ * Tag of the states that take the client's next frame (§4: frames are read
+ * in order, each as what the server expects next). The connection hands the
+ * session a frame only in such a state; meanwhile it waits in TCP.
+ */
+export const READS_FRAME = 'readsFrame'
+
 export interface SessionConfig {
   readonly projectName: string
   /** When set, the handshake asks `"secret?"` (§3). */
@@ -125,7 +132,6 @@ export const sessionSetup = setup({
     refuseRequest: ({ context, event }) => {
       if (event.type === 'request.refused') context.port.sendJson(errorMessage(event.code, event.detail))
     },
-    refuseOutOfTurn: ({ context }) => context.port.sendJson(errorMessage('protocol', 'a frame arrived while the client did not hold the turn')),
     refuseBinary: ({ context }) => context.port.sendJson(errorMessage('protocol', 'a binary frame arrived outside a relay')),
     refuseProtocol: ({ context, event }) => {
       if (event.type === 'protocol.violation') context.port.sendJson(errorMessage('protocol', event.detail))
@@ -225,6 +231,7 @@ function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
     initial: 'awaitingSubmission',
     states: {
       awaitingSubmission: {
+        tags: READS_FRAME,
         entry: { type: 'say', params: { signal: kind } },
         after: idle,
         on: {
@@ -234,7 +241,7 @@ function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
         }
       },
       awaitingMerge: { on: { [`${kind}.current`]: { target: 'awaitingAck', actions: 'sendMergedReply' } } },
-      awaitingAck: { after: idle, on: { frame: 'done' } },
+      awaitingAck: { tags: READS_FRAME, after: idle, on: { frame: 'done' } },
       done: { type: 'final' }
     }
   })
@@ -249,7 +256,6 @@ export const sessionMachine = sessionSetup.createMachine({
   }),
   initial: 'handshake',
   on: {
-    frame: { target: '.closed', actions: ['refuseOutOfTurn', { type: 'noteCloseReason', params: { reason: 'frame out of turn' } }] },
     'frame.binary': { target: '.closed', actions: ['refuseBinary', { type: 'noteCloseReason', params: { reason: 'binary frame outside a relay' } }] },
     'protocol.violation': { target: '.closed', actions: ['refuseProtocol', 'noteViolation'] },
     'socket.closed': { target: '.closed', actions: 'noteSocketClosed' },
@@ -262,6 +268,7 @@ export const sessionMachine = sessionSetup.createMachine({
       initial: 'username',
       states: {
         username: {
+          tags: READS_FRAME,
           entry: { type: 'say', params: { signal: 'username?' } },
           after: idle,
           on: {
@@ -272,6 +279,7 @@ export const sessionMachine = sessionSetup.createMachine({
           }
         },
         project: {
+          tags: READS_FRAME,
           entry: { type: 'say', params: { signal: 'project?' } },
           after: idle,
           on: {
@@ -284,6 +292,7 @@ export const sessionMachine = sessionSetup.createMachine({
           }
         },
         secret: {
+          tags: READS_FRAME,
           entry: { type: 'say', params: { signal: 'secret?' } },
           after: idle,
           on: {
@@ -311,6 +320,7 @@ export const sessionMachine = sessionSetup.createMachine({
       initial: 'clientHolds',
       states: {
         clientHolds: {
+          tags: READS_FRAME,
           after: idle,
           on: {
             frame: { actions: 'raiseRequest' },
@@ -355,8 +365,13 @@ export const sessionMachine = sessionSetup.createMachine({
           ]
         },
         holding: {
+          tags: READS_FRAME,
           after: { turnHold: { target: 'clientHolds', actions: 'sendYours' } },
-          on: { notify: { target: 'delivering', actions: ['enqueueNotification', 'markDeliverable'] } }
+          on: {
+            notify: { target: 'delivering', actions: ['enqueueNotification', 'markDeliverable'] },
+            // §4: a frame ends the hold: "yours" at once, and the frame is the next request.
+            frame: { target: 'clientHolds', actions: ['sendYours', 'raiseRequest'] }
+          }
         },
         delivering: {
           initial: 'next',

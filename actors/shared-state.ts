@@ -51,20 +51,58 @@ export function dropAssetsOf (assets: AssetIndex, user: UserId): { assets: Asset
     : { assets: Object.fromEntries(kept), changed: true }
 }
 
-/**
- * Keeps the newest `limit` chat messages. §4 says the history starts with the
- * server's "Server Started" line: that line stays first and is not counted.
- */
-export function capChat (chat: readonly ChatLine[], limit: number): readonly ChatLine[] {
-  const [first] = chat
-  const pinned = first !== undefined && first[0] === SERVER_CHAT_NAME && first[1] === INITIAL_CHAT[0][1] ? 1 : 0
-  if (chat.length - pinned <= limit) return chat
-  return [...chat.slice(0, pinned), ...chat.slice(chat.length - limit)]
+/** §4: the chat history's default cap in bytes, as the JSON of `[[username, text], …]`. */
+export const DEFAULT_CHAT_BYTES = 1024 * 1024
+
+const lineBytes = new WeakMap<ChatLine, number>()
+/** Bytes of one line in the history's JSON (cached: a line is immutable). */
+function bytesOfLine (line: ChatLine): number {
+  let n = lineBytes.get(line)
+  if (n === undefined) {
+    n = Buffer.byteLength(JSON.stringify(line), 'utf8')
+    lineBytes.set(line, n)
+  }
+  return n
 }
 
-/** Appends a line, dropping the oldest messages past `limit` (see capChat). */
-export function appendChat (chat: readonly ChatLine[], line: ChatLine, limit: number): readonly ChatLine[] {
-  return capChat([...chat, line], limit)
+const historyBytes = new WeakMap<readonly ChatLine[], number>()
+/** Bytes of the whole history's JSON: `[` lines joined by `,` `]` (cached per history). */
+export function bytesOfChat (chat: readonly ChatLine[]): number {
+  let n = historyBytes.get(chat)
+  if (n === undefined) {
+    n = 2 + Math.max(0, chat.length - 1)
+    for (const line of chat) n += bytesOfLine(line)
+    historyBytes.set(chat, n)
+  }
+  return n
+}
+
+const isServerFirstLine = (line: ChatLine | undefined): boolean =>
+  line !== undefined && line[0] === SERVER_CHAT_NAME && line[1] === INITIAL_CHAT[0][1]
+
+/**
+ * Keeps the newest chat messages within `limit` lines and `maxBytes` bytes
+ * of JSON. §4 says the history starts with the server's "Server Started"
+ * line: that line stays first and is not counted among the `limit` lines.
+ */
+export function capChat (chat: readonly ChatLine[], limit: number, maxBytes = Number.POSITIVE_INFINITY): readonly ChatLine[] {
+  const pinned = isServerFirstLine(chat[0]) ? 1 : 0
+  let drop = Math.max(0, chat.length - pinned - limit)
+  let bytes = bytesOfChat(chat)
+  // Each dropped line takes its comma with it.
+  for (let i = pinned; i < pinned + drop; i++) bytes -= bytesOfLine(chat[i]) + 1
+  while (bytes > maxBytes && pinned + drop < chat.length) bytes -= bytesOfLine(chat[pinned + drop++]) + 1
+  if (drop === 0) return chat
+  const kept = [...chat.slice(0, pinned), ...chat.slice(pinned + drop)]
+  historyBytes.set(kept, kept.length === 0 ? 2 : bytes)
+  return kept
+}
+
+/** Appends a line, dropping the oldest messages past `limit` lines or `maxBytes` (see capChat). */
+export function appendChat (chat: readonly ChatLine[], line: ChatLine, limit: number, maxBytes = Number.POSITIVE_INFINITY): readonly ChatLine[] {
+  const longer = [...chat, line]
+  historyBytes.set(longer, bytesOfChat(chat) + bytesOfLine(line) + (chat.length > 0 ? 1 : 0))
+  return capChat(longer, limit, maxBytes)
 }
 
 /**

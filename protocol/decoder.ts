@@ -3,6 +3,7 @@ import {
   DEFAULT_MAX_FRAME, HEADER_BYTES, KIND_BINARY, KIND_JSON, ProtocolError,
   type BinaryPiece, type Frame, type JsonValue
 } from './frame.ts'
+import { parseJsonText } from './json-value.ts'
 
 export interface DecoderOptions {
   /** Largest payload accepted, in bytes (§1, default 64 MiB). */
@@ -108,11 +109,9 @@ function parseJsonPayload (payload: Uint8ArrayList, index: number): JsonValue {
   } catch {
     throw new ProtocolError(`frame ${index}: invalid UTF-8 in a JSON frame`, index)
   }
-  try {
-    return JSON.parse(text) as JsonValue
-  } catch (err) {
-    throw new ProtocolError(`frame ${index}: JSON does not parse (${(err as Error).message})`, index)
-  }
+  const parsed = parseJsonText(text)
+  if (!parsed.ok) throw new ProtocolError(`frame ${index}: ${parsed.reason}`, index)
+  return parsed.value
 }
 
 /**

@@ -31,10 +31,19 @@ const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8')
 
 // ---------------------------------------------------------------- §3 handshake
 
+/** §2: the control characters a username may not hold (C0, DEL, C1). */
+// eslint-disable-next-line no-control-regex
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
+
 export function validateUsername (v: unknown): Validated<string> {
   if (typeof v !== 'string') return refuse('bad_handshake', `username must be a string, got ${describe(v)}`)
   const n = byteLength(v)
   if (n < 1 || n > MAX_USERNAME_BYTES) return refuse('bad_handshake', `username must be 1..${MAX_USERNAME_BYTES} bytes, got ${n}`)
+  const control = CONTROL_CHARACTER.exec(v)
+  if (control !== null) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(4, '0')
+    return refuse('bad_handshake', `username must not contain a control character (U+${code} at ${control.index})`)
+  }
   return accept(v)
 }
 

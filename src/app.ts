@@ -2,7 +2,7 @@ import type { CliOptions } from './cli.ts'
 import { startDiscovery, type Discovery } from './discovery.ts'
 import { startInspector, type Inspector } from './inspector.ts'
 import type { ServerLog } from './log.ts'
-import { firstExternalIPv4 } from './net-info.ts'
+import { announcedAddress } from './net-info.ts'
 import { startServer, type RunningServer } from './server.ts'
 import { createStore } from './store.ts'
 
@@ -41,17 +41,18 @@ export async function startApp (options: CliOptions, log: ServerLog, onExit: (co
     return stopping
   }
 
+  const reachAt = announcedAddress(options.host, server.port)
   let discovery: Discovery | undefined
   if (options.discovery !== false) {
     discovery = await startDiscovery(
-      { projectName: options.projectName, secret: options.secret, ...options.discovery },
+      { projectName: options.projectName, secret: options.secret, ...options.discovery, announce: reachAt },
       log,
       () => { void stop('abort').then(() => onExit(0)) }
     )
   }
 
   // After discovery, so the terminal mirror carries this line too.
-  log.human(`multiuser server | started | ${firstExternalIPv4()} | ${options.projectName}`)
+  log.human(`multiuser server | started | ${reachAt} | ${options.projectName}`)
   log.debug(`listening on ${server.host}:${server.port}`)
 
   return { server, stop }

@@ -44,6 +44,8 @@ export function buildCli (): Command {
     .option('--relay-timeout <s>', 'withdraw a get whose giver does not start within this time', positiveSeconds, DEFAULTS.relayTimeoutMs / 1000)
     .option('--max-frame <bytes>', 'largest frame accepted from a client', integer(1024, 2 ** 32 - 1), DEFAULTS.maxFrame)
     .option('--chat-limit <n>', 'chat messages kept (oldest dropped)', integer(1, 10_000_000), DEFAULTS.chatLimit)
+    .option('--chat-bytes <bytes>', 'chat history kept, in bytes of JSON (oldest dropped; at least 512 KiB, so any message fits)', integer(512 * 1024, 2 ** 31 - 1), DEFAULTS.chatBytes)
+    .option('--output-limit <bytes>', 'disconnect a client with more than this waiting unsent for it (or output unsent for the idle limit)', integer(64 * 1024, 2 ** 40), DEFAULTS.outputLimit)
     .option('--max-connections <n>', 'clients at once; more are answered "busy"', integer(1, 1_000_000), DEFAULTS.maxConnections)
     .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts')
     .addOption(new Option('--log-format <format>', 'log output').choices(['pretty', 'json']).default('pretty'))
@@ -61,7 +63,7 @@ export function buildCli (): Command {
 
 interface RawOptions {
   host: string, port: number, turnHold: number, idleLimit: number, relayTimeout: number, maxFrame: number
-  chatLimit: number, maxConnections: number, secret?: string, logFormat: LogFormat, logLevel: LogLevel
+  chatLimit: number, chatBytes: number, outputLimit: number, maxConnections: number, secret?: string, logFormat: LogFormat, logLevel: LogLevel
   dataDir?: string, persist: boolean, discoveryPort: number, discoveryAddress?: string, lan?: boolean
   announceInterval: number, discovery: boolean, inspect?: boolean | string
 }
@@ -89,6 +91,8 @@ export function parseCli (argv: readonly string[]): CliOptions {
     relayTimeoutMs: Math.round(o.relayTimeout * 1000),
     maxFrame: o.maxFrame,
     chatLimit: o.chatLimit,
+    chatBytes: o.chatBytes,
+    outputLimit: o.outputLimit,
     maxConnections: o.maxConnections,
     secret: o.secret,
     logFormat: o.logFormat,

@@ -4,6 +4,7 @@ import { errorMessage } from '../protocol/errors.ts'
 import { FrameDecoder } from '../protocol/decoder.ts'
 import { binaryHeader, encodeJson, ProtocolError, type Frame } from '../protocol/frame.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
+import { READS_FRAME } from '../actors/session.ts'
 import { FrameQueue } from './frame-queue.ts'
 
 /** How long a closing connection may take to flush before it is destroyed. */
@@ -33,26 +34,63 @@ export function userIdOf (socket: Socket): string {
   return `${ip}:${socket.remotePort ?? 0}`
 }
 
+/** What a connection needs besides its socket. */
+export interface ConnectionLimits {
+  /** §1: largest frame accepted. */
+  readonly maxFrame: number
+  /** §4: more than this many bytes waiting unsent disconnects the client. */
+  readonly outputLimit: number
+  /** §4: output waiting unsent this long disconnects the client. */
+  readonly idleLimitMs: number
+}
+
+/** Frames handed to the session in one go before other connections get a turn of the event loop. */
+const FRAMES_PER_TURN = 64
+
 /**
  * One client's socket, as the actors see it: frames in (to the session
  * machine, or to a relay that borrowed them), frames out with backpressure.
  *
  * Reading is driven by `'data'` events, decoded at once: no async iteration
- * per chunk or per frame, and no concatenation of buffered chunks. When a
- * relay that borrowed the frames is behind, the socket is paused (TCP
- * backpressure to the sender) until the relay has room again.
+ * per chunk or per frame, and no concatenation of buffered chunks. The
+ * session gets a frame only in a state that reads one (tagged READS_FRAME);
+ * meanwhile at most one decoded frame waits here and the socket is paused,
+ * so what a pipelining client sends early waits in TCP, not in memory (§4).
+ * When a relay that borrowed the frames is behind, the socket is paused too
+ * until the relay has room again.
  *
  * Writes made in one tick are corked together and go out as one `writev`.
+ * A client that does not read is disconnected when more than the output
+ * limit waits unsent for it, or output has waited unsent for the idle limit.
  */
 export class Connection implements FramePort {
   private session: AnyActorRef | null = null
   private borrowed: FrameQueue | null = null
   private closing = false
   private corked = false
-  /** Continues dispatching decoded frames after a borrower made room. */
-  private resumeReading: () => void = () => {}
+  /** Decoded frames for the session that it has not taken yet: one, or a relay's leftovers. */
+  private readonly held: Frame[] = []
+  private pumpScheduled = false
+  /** Runs the reader again (after the session took a frame, a borrower made room, or frames came back). */
+  private readonly schedulePump = (): void => {
+    if (this.pumpScheduled) return
+    this.pumpScheduled = true
+    queueMicrotask(this.runPump)
+  }
+  private readonly runPump = (): void => { this.pumpScheduled = false; this.pump() }
+  private pump: () => void = () => {}
+  /** Ends the connection at once, for the reason given (output limit, encoding failure). */
+  private abort: (why: string) => void = () => {}
+  private stallTimer: NodeJS.Timeout | null = null
+  private readonly maxFrame: number
+  private readonly outputLimit: number
+  private readonly idleLimitMs: number
 
-  constructor (readonly socket: Socket, private readonly maxFrame: number) {
+  constructor (readonly socket: Socket, limits: ConnectionLimits | number) {
+    const l = typeof limits === 'number' ? { maxFrame: limits, outputLimit: Number.POSITIVE_INFINITY, idleLimitMs: 0 } : limits
+    this.maxFrame = l.maxFrame
+    this.outputLimit = l.outputLimit
+    this.idleLimitMs = l.idleLimitMs
     socket.setNoDelay(true)
   }
 
@@ -62,23 +100,29 @@ export class Connection implements FramePort {
     const socket = this.socket
     // Cut-through: a relay passes binary payloads on as they arrive, never holding a whole frame.
     const decoder = new FrameDecoder({ maxFrame: this.maxFrame, binaryPieces: true })
-    /** A borrower is behind: frames wait in the decoder, the socket is paused. */
+    const held = this.held
+    /** A borrower is behind, or the session does not read now: frames wait, the socket is paused. */
     let blocked = false
     let eof = false
     let finished = false
     let reason = 'client closed the connection'
+    // The session moved: if it now reads and a frame waits for it, hand it over (outside its processing).
+    const subscription = session.subscribe(() => { if (held.length > 0 && !finished) this.schedulePump() })
 
     return new Promise<void>((resolve) => {
       const finish = (why?: string): void => {
         if (finished) return
         finished = true
         if (why !== undefined) reason = why
+        subscription.unsubscribe()
+        this.stopStallTimer()
         this.borrowed?.end()
         this.tell({ type: 'socket.closed', reason })
         this.uncork()
         socket.destroy()
         resolve()
       }
+      this.abort = finish
       const violation = (err: ProtocolError): void => {
         reason = `protocol | ${err.detail}`
         if (this.borrowed !== null) {
@@ -91,16 +135,37 @@ export class Connection implements FramePort {
         }
         finish()
       }
-      const pump = (): void => {
+      const pause = (): void => {
+        blocked = true
+        socket.pause()
+      }
+      this.pump = (): void => {
         if (finished) return
         blocked = false
+        let handed = 0
         try {
-          for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
-            if (!this.dispatch(frame)) {
-              blocked = true
-              socket.pause()
+          while (true) {
+            const borrower = this.borrowed
+            if (borrower !== null) {
+              const frame = decoder.next()
+              if (frame === undefined) break
+              if (!borrower.push(frame)) return pause()
+              continue
+            }
+            if (held.length === 0) {
+              const frame = decoder.next()
+              if (frame === undefined) break
+              held.push(frame)
+            }
+            if (!this.sessionReads()) return pause()
+            if (++handed > FRAMES_PER_TURN) {
+              // A client pipelining thousands of small requests shares the event loop with the others.
+              pause()
+              setImmediate(this.schedulePump)
               return
             }
+            this.toSession(held.shift() as Frame)
+            if (finished) return
           }
         } catch (err) {
           if (err instanceof ProtocolError) violation(err)
@@ -118,12 +183,11 @@ export class Connection implements FramePort {
         }
         if (socket.isPaused()) socket.resume()
       }
-      this.resumeReading = () => queueMicrotask(pump)
       socket.on('data', (chunk: Buffer) => {
         decoder.append(chunk)
-        if (!blocked) pump()
+        if (!blocked) this.pump()
       })
-      socket.on('end', () => { eof = true; if (!blocked) pump() })
+      socket.on('end', () => { eof = true; if (!blocked) this.pump() })
       socket.on('close', () => finish())
       socket.on('error', (err) => finish(`connection error | ${err.message}`))
     })
@@ -131,8 +195,17 @@ export class Connection implements FramePort {
 
   sendJson (value: unknown, shareKey?: object): void {
     if (!this.socket.writable) return
+    let frame: Uint8Array
+    try {
+      frame = shareKey === undefined ? encodeJson(value) : encodeShared(value, shareKey)
+    } catch (err) {
+      // §1 keeps unencodable values out; should one slip through, only this client pays.
+      this.abort(`cannot encode a message for this client | ${(err as Error).message}`)
+      return
+    }
     this.corkForThisTick()
-    this.socket.write(shareKey === undefined ? encodeJson(value) : encodeShared(value, shareKey))
+    this.socket.write(frame)
+    this.checkOutput()
   }
 
   sendBinary (chunks: Iterable<Uint8Array>, byteLength: number): Promise<void> {
@@ -142,6 +215,7 @@ export class Connection implements FramePort {
     s.write(binaryHeader(byteLength))
     for (const chunk of chunks) s.write(chunk)
     s.uncork()
+    this.checkOutput()
     return s.writableNeedDrain ? this.drained() : DRAINED
   }
 
@@ -159,12 +233,17 @@ export class Connection implements FramePort {
     const queue = new FrameQueue(
       (leftover) => {
         if (this.borrowed === queue) this.borrowed = null
-        for (const frame of leftover) this.toSession(frame)
+        // Frames the relay read but did not take are the session's next, in order.
+        this.held.unshift(...leftover)
+        this.schedulePump()
       },
-      () => this.resumeReading()
+      () => this.schedulePump()
     )
+    // Frames that came early, while the relay was being set up, are the relay's first.
+    for (const frame of this.held.splice(0)) queue.push(frame)
     if (this.socket.destroyed) queue.end()
     this.borrowed = queue
+    this.schedulePump()
     return queue
   }
 
@@ -175,11 +254,39 @@ export class Connection implements FramePort {
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref()
   }
 
-  /** To the borrower if there is one (false: it is behind, stop reading), else to the session. */
-  private dispatch (frame: Frame): boolean {
-    if (this.borrowed !== null) return this.borrowed.push(frame)
-    this.toSession(frame)
-    return true
+  /** The session is in a state that takes the client's next frame. */
+  private sessionReads (): boolean {
+    const snapshot = this.session?.getSnapshot()
+    return snapshot !== undefined && snapshot.status === 'active' && snapshot.hasTag(READS_FRAME)
+  }
+
+  /**
+   * §4 output limit: more than the limit waiting unsent disconnects at once;
+   * output that waits (the socket asked for a drain) for the idle limit too.
+   */
+  private checkOutput (): void {
+    const s = this.socket
+    const waiting = s.writableLength
+    if (waiting > this.outputLimit) {
+      this.abort(`output limit | ${waiting} bytes waiting unsent, over the limit of ${this.outputLimit}`)
+      return
+    }
+    // During a relay the relay's own watchdog times a taker that does not read (§5, with its own log line).
+    if (this.stallTimer === null && s.writableNeedDrain && this.idleLimitMs > 0 && this.borrowed === null) {
+      this.stallTimer = setTimeout(() => {
+        this.stallTimer = null
+        if (s.writableNeedDrain && this.borrowed === null) this.abort(`output limit | output waited unsent for the idle limit (${s.writableLength} bytes)`)
+      }, this.idleLimitMs)
+      this.stallTimer.unref()
+      s.once('drain', this.stopStallTimer)
+    }
+  }
+
+  private readonly stopStallTimer = (): void => {
+    if (this.stallTimer === null) return
+    clearTimeout(this.stallTimer)
+    this.stallTimer = null
+    this.socket.off('drain', this.stopStallTimer)
   }
 
   private toSession (frame: Frame): void {

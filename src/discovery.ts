@@ -11,6 +11,8 @@ export interface DiscoveryOptions {
   /** The UDP port: announcements are sent to it, aborts are received on it. */
   readonly port: number
   readonly intervalMs: number
+  /** §7 `<ip>` or `<ip>:<port>` to announce (see announcedAddress); default the machine's own address. */
+  readonly announce?: string
 }
 
 export interface Discovery {
@@ -75,7 +77,8 @@ export async function startDiscovery (options: DiscoveryOptions, log: ServerLog,
   }
 
   // Announcer: one at once, then every interval.
-  const announce = (): void => { send(`${ANNOUNCE_PREFIX}${firstExternalIPv4()} | ${cut(options.projectName)}`) }
+  const where = options.announce ?? firstExternalIPv4()
+  const announce = (): void => { send(`${ANNOUNCE_PREFIX}${where} | ${cut(options.projectName)}`) }
   announce()
   const timer = setInterval(announce, Math.max(1, options.intervalMs))
   timer.unref()

@@ -20,6 +20,10 @@ export interface ServerOptions {
   readonly relayTimeoutMs: number
   readonly maxFrame: number
   readonly chatLimit: number
+  /** §4: the chat history's cap in bytes of JSON. */
+  readonly chatBytes: number
+  /** §4: a client with more than this waiting unsent for it is disconnected. */
+  readonly outputLimit: number
   readonly maxConnections: number
   /** State a store loaded at start (issue: persistence). */
   readonly restored?: DurableState
@@ -35,6 +39,8 @@ export const DEFAULTS = {
   relayTimeoutMs: 60_000,
   maxFrame: 64 * 1024 * 1024,
   chatLimit: 10_000,
+  chatBytes: 1024 * 1024,
+  outputLimit: 64 * 1024 * 1024,
   maxConnections: 10_000
 } as const
 
@@ -48,6 +54,9 @@ export interface RunningServer {
   readonly close: () => Promise<void>
 }
 
+/** §3: a busy refusal's socket is destroyed this long after the refusal, closed or not. */
+const BUSY_RELEASE_MS = 1_000
+
 /** Socket reads of up to 1 MiB cut per-chunk overhead on large relays. */
 const READ_HIGH_WATER = 1024 * 1024
 
@@ -55,7 +64,7 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
   const inspect = options.inspect
   const coordinator = createActor(
     coordinatorMachine.provide({ actors: { giver: giverMachine.provide({ actors: { relayPipe } }) } }),
-    { input: { chatLimit: options.chatLimit, relayTimeoutMs: options.relayTimeoutMs, idleLimitMs: options.idleLimitMs, restored: options.restored }, inspect }
+    { input: { chatLimit: options.chatLimit, chatBytes: options.chatBytes, relayTimeoutMs: options.relayTimeoutMs, idleLimitMs: options.idleLimitMs, restored: options.restored }, inspect }
   )
   coordinator.on('log', (e) => log.human(e.line))
   coordinator.start()
@@ -68,9 +77,13 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
     if (sessions.size >= options.maxConnections) {
       log.human(`refused | ${userIdOf(socket)} | busy`)
       socket.end(encodeJson(errorMessage('busy', `the server is at its limit of ${options.maxConnections} connections`)))
+      // §3: released within 2 s even if the client never closes its side.
+      const release = setTimeout(() => socket.destroy(), BUSY_RELEASE_MS)
+      release.unref()
+      socket.once('close', () => clearTimeout(release))
       return
     }
-    const connection = new Connection(socket, options.maxFrame)
+    const connection = new Connection(socket, { maxFrame: options.maxFrame, outputLimit: options.outputLimit, idleLimitMs: options.idleLimitMs })
     const session = createActor(sessionMachine, {
       input: {
         userId: userIdOf(socket),

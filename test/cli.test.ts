@@ -13,7 +13,8 @@ describe('command line', () => {
     const o = parseCli(argv('My Film'))
     expect(o).toMatchObject({
       projectName: 'My Film', host: '0.0.0.0', port: 64646, turnHoldMs: 250, idleLimitMs: 120_000,
-      relayTimeoutMs: 60_000, maxFrame: 64 * 1024 * 1024, chatLimit: 10_000, logFormat: 'pretty', logLevel: 'info',
+      relayTimeoutMs: 60_000, maxFrame: 64 * 1024 * 1024, chatLimit: 10_000,
+      chatBytes: 1024 * 1024, outputLimit: 64 * 1024 * 1024, logFormat: 'pretty', logLevel: 'info',
       discovery: { address: '127.255.255.255', port: 54545, intervalMs: 1000 },
       persist: { dataDir: undefined }
     })
@@ -23,10 +24,10 @@ describe('command line', () => {
 
   it('parses every option', () => {
     const o = parseCli(argv('P', '--port', '0', '--host', '127.0.0.1', '--turn-hold', '0', '--idle-limit', '0.5',
-      '--relay-timeout', '2', '--max-frame', '4096', '--chat-limit', '5', '--secret', 's', '--log-format', 'json',
+      '--relay-timeout', '2', '--max-frame', '4096', '--chat-limit', '5', '--chat-bytes', '600000', '--output-limit', '100000', '--secret', 's', '--log-format', 'json',
       '--log-level', 'debug', '--no-persist', '--discovery-port', '50000', '--announce-interval', '0.2', '--inspect'))
     expect(o).toMatchObject({
-      port: 0, host: '127.0.0.1', turnHoldMs: 0, idleLimitMs: 500, relayTimeoutMs: 2000, maxFrame: 4096, chatLimit: 5,
+      port: 0, host: '127.0.0.1', turnHoldMs: 0, idleLimitMs: 500, relayTimeoutMs: 2000, maxFrame: 4096, chatLimit: 5, chatBytes: 600_000, outputLimit: 100_000,
       secret: 's', logFormat: 'json', logLevel: 'debug', persist: false,
       discovery: { address: '127.255.255.255', port: 50000, intervalMs: 200 }, inspectPort: 8080
     })
@@ -36,7 +37,7 @@ describe('command line', () => {
   })
 
   it('refuses bad values with a clear message and a non-zero exit', async () => {
-    for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--turn-hold', '-1'], ['--log-format', 'xml'], ['--idle-limit', '0']]) {
+    for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--turn-hold', '-1'], ['--log-format', 'xml'], ['--idle-limit', '0'], ['--chat-bytes', '1000'], ['--output-limit', 'lots']]) {
       const err = await run(process.execPath, ['--import', 'tsx', MAIN, 'P', ...bad]).then(() => null, (e: { code: number, stderr: string }) => e)
       expect(err?.code).not.toBe(0)
       expect(err?.stderr).toMatch(/error: option/)
@@ -48,7 +49,7 @@ describe('command line', () => {
   it('--help lists every option', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', MAIN, '--help'])
     for (const flag of ['--host', '--port', '--turn-hold', '--idle-limit', '--relay-timeout', '--max-frame', '--chat-limit',
-      '--max-connections', '--secret', '--log-format', '--log-level', '--data-dir', '--no-persist', '--discovery-port',
+      '--chat-bytes', '--output-limit', '--max-connections', '--secret', '--log-format', '--log-level', '--data-dir', '--no-persist', '--discovery-port',
       '--discovery-address', '--lan', '--announce-interval', '--no-discovery', '--inspect']) {
       expect(stdout).toContain(flag)
     }

@@ -107,9 +107,7 @@ describe('runRelay over async-iterable frames', () => {
   it('an idle giver before its manifest is a violation after the idle limit', async () => {
     const g = new FakePort()
     const t = new FakePort()
-    const t0 = Date.now()
     const outcome = await relay(g, t, 100).done
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(90)
     expect(outcome.giverViolation).toMatch(/giver idle for 0\.1 s instead of a manifest/)
     expect(g.released).toBe(false) // its frames are dropped until its session closes it
     expect(t.released).toBe(true)

@@ -334,7 +334,8 @@ describe('leaving (§6) and vanishing clients', () => {
     const t = await joined({ username: 't' }); t.client.close() // holding the turn
     await settle(1)
     const got = await pass(watcher.client)
-    expect(got.filter((v) => typeof v === 'string')).toEqual(['users', 'assets', 'yours'])
+    // None of them owned an asset entry: no assets notification (§6 rev 2).
+    expect(got.filter((v) => typeof v === 'string')).toEqual(['users', 'yours'])
     expect(Object.keys((await request(watcher.client, 'users'))[0] as object)).toEqual([watcher.client.userId])
   })
 
@@ -355,14 +356,16 @@ describe('leaving (§6) and vanishing clients', () => {
     expect(await request(a.client, ['message', 'fine'])).toEqual(['yours'])
   })
 
-  it('a frame sent without holding the turn is a protocol violation', async () => {
-    await start({ turnHoldMs: 2_000 })
+  it('a frame during a held pass ends the hold: "yours" at once, then it is the next request (§4 rev 2)', async () => {
+    await start({ turnHoldMs: 60_000 })
     const a = await joined()
     await pass(a.client) // takes the pending users notification
-    a.client.send('yours') // nothing pending: the server holds the turn
+    a.client.send('yours') // nothing pending: the server holds the turn (for a minute)
     a.client.send('users')
-    expect(await a.client.recv()).toEqual(['error', 'protocol', expect.stringContaining('turn')])
-    await a.client.waitClosed()
+    expect(await a.client.recv()).toBe('yours')
+    expect(await a.client.recv()).toEqual({ [a.client.userId]: { username: 'tester', camera: [0, 0], at: null } })
+    expect(await a.client.recv()).toBe('yours')
+    expect(a.client.closed).toBe(false)
   })
 
   it('a frame over the limit is refused from its header', async () => {

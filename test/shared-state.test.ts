@@ -47,3 +47,38 @@ describe('chat cap', () => {
     expect(capChat(lines, 30)).toBe(lines)
   })
 })
+
+describe('chat cap in bytes (§4 rev 2)', () => {
+  const json = (chat: readonly ChatLine[]): number => Buffer.byteLength(JSON.stringify(chat), 'utf8')
+
+  it('keeps the history within the byte cap as JSON, the server\'s first line kept, oldest dropped', () => {
+    fc.assert(fc.property(
+      fc.array(fc.tuple(fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 60 })), { maxLength: 40 }),
+      fc.integer({ min: 40, max: 800 }),
+      fc.integer({ min: 1, max: 50 }),
+      (lines, maxBytes, limit) => {
+        let chat: readonly ChatLine[] = INITIAL_CHAT
+        const all: ChatLine[] = []
+        for (const line of lines) {
+          chat = appendChat(chat, line, limit, maxBytes)
+          all.push(line)
+          // The newest lines that fit, after the server's first line.
+          expect(chat[0]).toEqual(INITIAL_CHAT[0])
+          expect(json(chat)).toBeLessThanOrEqual(Math.max(maxBytes, json(INITIAL_CHAT)))
+          expect(chat.length - 1).toBeLessThanOrEqual(limit)
+          expect(chat.slice(1)).toEqual(all.slice(all.length - (chat.length - 1)))
+          // Maximal: one more older line would break a cap.
+          const older = all[all.length - chat.length]
+          if (older !== undefined && chat.length - 1 < limit) expect(json([INITIAL_CHAT[0], older, ...chat.slice(1)])).toBeGreaterThan(maxBytes)
+        }
+      }
+    ))
+  })
+
+  it('counts UTF-8 bytes and JSON escapes, not characters', () => {
+    const line: ChatLine = ['u', 'é\n"'.repeat(10)] // 10 × (2 + 2 + 2) bytes of text in JSON
+    const chat = appendChat(INITIAL_CHAT, line, 100, json([INITIAL_CHAT[0], line]))
+    expect(chat).toEqual([INITIAL_CHAT[0], line])
+    expect(appendChat(INITIAL_CHAT, line, 100, json([INITIAL_CHAT[0], line]) - 1)).toEqual(INITIAL_CHAT)
+  })
+})

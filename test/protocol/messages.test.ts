@@ -117,8 +117,15 @@ describe('handshake (§3)', () => {
   it('validateUsername agrees with the UTF-8 byte length of any string', () => {
     fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (name) => {
       const n = new TextEncoder().encode(name).byteLength
-      expect(validateUsername(name).ok).toBe(n >= 1 && n <= 256)
+      expect(validateUsername(name).ok).toBe(n >= 1 && n <= 256 && !/[\u0000-\u001f\u007f-\u009f]/.test(name))
     }))
+  })
+
+  it('validateUsername refuses control characters (U+0000–U+001F, U+007F–U+009F), and only those (§2 rev 2)', () => {
+    for (const code of [0x00, 0x0a, 0x0d, 0x1b, 0x1f, 0x7f, 0x85, 0x9f]) {
+      expectRefused(validateUsername(`ann${String.fromCharCode(code)}bob`), 'bad_handshake', `U+${code.toString(16).padStart(4, '0')}`)
+    }
+    for (const name of ['ann bob', 'ann\u00a0bob', 'Zoë', 'ann~', '\u2028', 'ann\\n']) expect(validateUsername(name).ok).toBe(true)
   })
 
   it('validateUsername refuses a non-string with bad_handshake', () => {

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import {
+  checkJsonValue, encodeJson, FrameDecoder, MAX_JSON_DEPTH, parseJsonText, ProtocolError, type JsonValue
+} from '../../protocol/index.ts'
+
+/** `[[…[inner]…]]`, `levels` arrays deep, built without recursion. */
+const nestedArrays = (levels: number, inner = '1'): string => '['.repeat(levels) + inner + ']'.repeat(levels)
+const nestedObjects = (levels: number): string => '{"a":'.repeat(levels) + '1' + '}'.repeat(levels)
+
+/** Reference depth, recursive (fine for fast-check's small values). */
+function depthOf (v: unknown): number {
+  if (v === null || typeof v !== 'object') return 0
+  const children = Array.isArray(v) ? v : Object.values(v)
+  return 1 + Math.max(0, ...children.map(depthOf))
+}
+
+function decodeOne (text: string): JsonValue {
+  const payload = Buffer.from(text, 'utf8')
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), payload])
+  frame.writeUInt32BE(payload.byteLength, 0)
+  const f = new FrameDecoder().push(frame).next()
+  if (f.done === true || f.value.kind !== 'json') throw new Error('no JSON frame')
+  return f.value.value
+}
+
+describe('§1 JSON values: depth and finite numbers', () => {
+  it('counts each array or object as a level: 256 accepted, 257 refused', () => {
+    expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH)).ok).toBe(true)
+    expect(parseJsonText(nestedObjects(MAX_JSON_DEPTH)).ok).toBe(true)
+    expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH + 1))).toEqual({ ok: false, reason: expect.stringContaining('256 levels') })
+    expect(parseJsonText(nestedObjects(MAX_JSON_DEPTH + 1))).toEqual({ ok: false, reason: expect.stringContaining('256 levels') })
+    expect(parseJsonText('[[1]]').ok).toBe(true)
+    expect(parseJsonText('7').ok).toBe(true)
+  })
+
+  it('does not count brackets inside strings, escaped quotes included', () => {
+    const tricky = JSON.stringify({ s: '['.repeat(1000) + '\\"{{{' + '"'.repeat(3) + '\\' })
+    expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH - 1, tricky))).toEqual({ ok: true, value: expect.anything() })
+    // A string ending in an escaped backslash closes there: the brackets after it count.
+    expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH, '"a\\\\"')).ok).toBe(true)
+    expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH + 1, '"a\\\\"')).ok).toBe(false)
+  })
+
+  it('refuses a 100,000-level nesting without overflowing the stack', () => {
+    expect(parseJsonText(nestedArrays(100_000)).ok).toBe(false)
+    expect(() => decodeOne(nestedObjects(50_000))).toThrow(ProtocolError)
+  })
+
+  it('refuses numbers that are not finite doubles, and only those', () => {
+    for (const text of ['1e400', '-1e400', '[1E999]', '{"x":{"y":[0,1.5e309]}}', '1' + '0'.repeat(400)]) {
+      expect(parseJsonText(text)).toEqual({ ok: false, reason: expect.stringContaining('finite') })
+    }
+    for (const text of ['1e300', '1e-400', '-0', '0.' + '0'.repeat(400) + '1', '"1e400"', '[true,false,1e2]']) {
+      expect(parseJsonText(text).ok).toBe(true)
+    }
+  })
+
+  it('the frame decoder refuses them as protocol violations', () => {
+    expect(() => decodeOne('["story", 1e400]')).toThrow(/finite/)
+    expect(() => decodeOne(nestedArrays(257))).toThrow(/256 levels/)
+    expect(decodeOne(nestedArrays(256))).toBeDefined()
+  })
+
+  it('agrees with JSON.parse and a reference depth on any JSON', () => {
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => {
+      const text = JSON.stringify(v)
+      const r = parseJsonText(text)
+      expect(r.ok).toBe(depthOf(v) <= MAX_JSON_DEPTH)
+      if (r.ok) expect(r.value).toEqual(JSON.parse(text))
+    }), { numRuns: 300 })
+  })
+
+  it('checkJsonValue: what a data file may hold', () => {
+    let deep: unknown = 1
+    for (let i = 0; i < 100_000; i++) deep = [deep]
+    expect(checkJsonValue(deep)).toEqual({ ok: false, reason: expect.stringContaining('256 levels') })
+    expect(checkJsonValue({ a: [1, { b: Number.POSITIVE_INFINITY }] }).ok).toBe(false)
+    expect(checkJsonValue({ a: Number.NaN }).ok).toBe(false)
+    expect(checkJsonValue({ a: undefined }).ok).toBe(false)
+    expect(checkJsonValue({ story: { a: [1, 'x', null, true] } })).toEqual({ ok: true, value: { story: { a: [1, 'x', null, true] } } })
+    // What passes the check encodes without throwing.
+    let ok: unknown = 'x'
+    for (let i = 0; i < MAX_JSON_DEPTH; i++) ok = i % 2 === 0 ? [ok] : { k: ok }
+    expect(checkJsonValue(ok).ok).toBe(true)
+    expect(() => encodeJson(['owner', ok])).not.toThrow()
+  })
+})
