@@ -188,11 +188,11 @@ export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEven
       giverPort.sendJson([])
       return end({ failure: `bad getlist: ${getlist.detail}`, takerError: { code: 'bad_request', detail: getlist.detail } })
     }
-    giverPort.sendJson(getlist.value)
+    giverPort.sendJson(l.frame.value)
     report({ type: 'pipe.getlist', files: getlist.value.length })
     if (getlist.value.length === 0) return end()
 
-    return await stream(getlist.value)
+    return await stream(getlist.value.map((w) => w.path))
   } finally {
     clearInterval(watchdog)
     if (giverBroke) giver.queue.discard()
