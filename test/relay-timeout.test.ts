@@ -151,4 +151,25 @@ describe('relay timeout: the giver\'s silence, not its queue', () => {
     await expectYours(t)
     await expectUsable([g, t])
   })
+
+  it('ordinary passes cost nothing: a session speaks of its turn only while a serve is pending for it', async () => {
+    server = await startTestServer({ relayTimeoutMs: 10_000 })
+    const [g, t] = await clients('giver', 'taker')
+    const turnEvents: string[] = []
+    const inspection = server.coordinator.system.inspect((ev) => {
+      if (ev.type === '@xstate.snapshot' && ev.actorRef === server.coordinator && ev.event.type.startsWith('turn.')) turnEvents.push(ev.event.type)
+    })
+    for (let i = 0; i < 10; i++) { await pass(g); await pass(t) }
+    expect(turnEvents).toEqual([])
+    t.send(['get', g.userId, '/x'])
+    await waitFor('the giver to say it holds its turn', () => turnEvents.length === 1)
+    const giving = pass(g, { onGive: async (folder) => { g.send({}); expect(await g.recv()).toEqual([]); return { folder, getlist: [], answers: [] } } })
+    expect(await t.recv()).toEqual({})
+    t.send([])
+    await expectYours(t)
+    await giving
+    for (let i = 0; i < 10; i++) { await pass(g); await pass(t) }
+    expect(turnEvents).toEqual(['turn.held', 'turn.released'])
+    inspection.unsubscribe()
+  })
 })
