@@ -8,67 +8,28 @@ import { randomBytes } from 'node:crypto'
 import { appendFile, open, readFile, stat, writeFile } from 'node:fs/promises'
 import { join as joinPath } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { join, type WireClient } from './helpers/wire-client.ts'
+import type { WireClient } from './helpers/wire-client.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
+import { expectClosedForProtocol, expectError, joinClients, passToGive, waitUntil } from './helpers/relay-wire.ts'
 import { deliveredUntilYours, expectUsable, expectYours, MiB, removeTempDirs, sha256, tempDir, writeTree } from './helpers/relay-peers.ts'
 import type { JsonValue } from '../protocol/frame.ts'
 
 let server: TestServer
+const clients = async (...names: string[]): Promise<WireClient[]> => await joinClients(server.port, ...names)
 afterEach(async () => {
   await server?.close()
   await removeTempDirs()
 })
 
-async function clients (...names: string[]): Promise<WireClient[]> {
-  const out: WireClient[] = []
-  for (const username of names) out.push((await join(server.port, 'Test Film', { username })).client)
-  return out
-}
-
-async function waitFor (what: string, ok: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 const relayCount = (): number => server.coordinator.getSnapshot().context.relays.size
-
-/** G passes and reads what comes before the give; returns the give. */
-async function passToGive (g: WireClient): Promise<JsonValue> {
-  g.send('yours')
-  while (true) {
-    const m = await g.recv()
-    if (Array.isArray(m) && m[0] === 'give') return m
-    if (m === 'yours') throw new Error('the pass ended without a give')
-  }
-}
 
 /** T asks G for `folder`; G passes, gets the give and answers it with `answer`. */
 async function askAndAnswer (g: WireClient, t: WireClient, answer: JsonValue, folder = '/chr/Moria'): Promise<void> {
   const before = relayCount()
   t.send(['get', g.userId, folder])
-  await waitFor(`${before + 1} relays`, () => relayCount() === before + 1)
+  await waitUntil(`${before + 1} relays`, () => relayCount() === before + 1)
   expect(await passToGive(g)).toEqual(['give', folder])
   g.send(answer)
-}
-
-async function expectError (c: WireClient, code: string): Promise<string> {
-  const m = await c.recv()
-  expect(Array.isArray(m) && m[0] === 'error' && m[1] === code, `expected a ${code} error, got ${JSON.stringify(m)}`).toBe(true)
-  return (m as string[])[2]
-}
-
-async function expectClosedForProtocol (c: WireClient): Promise<string> {
-  while (true) {
-    const m = await c.recv()
-    if (Array.isArray(m) && m[0] === 'error') {
-      expect(m[1]).toBe('protocol')
-      await c.waitClosed()
-      return m[2] as string
-    }
-  }
 }
 
 const failedLine = (): string | undefined => server.lines.find((l) => l.startsWith('relay failed | '))
@@ -136,7 +97,7 @@ describe('manifest entries (§5 rev 2)', () => {
       expect(await expectClosedForProtocol(g)).toMatch(/manifest: .*"a\.bin"/)
       await expectUsable([t])
       t.close()
-      await waitFor('both gone', () => server.connectionCount() === 0)
+      await waitUntil('both gone', () => server.connectionCount() === 0)
     }
   })
 })
@@ -261,7 +222,7 @@ describe('resumed files (§5 rev 2)', () => {
       }
       await expectYours(t)
       expect(await expectClosedForProtocol(g)).toMatch(v.why)
-      await waitFor('the failure logged', () => failedLine() !== undefined)
+      await waitUntil('the failure logged', () => failedLine() !== undefined)
       expect(failedLine()).toMatch(v.why)
       await expectUsable([t])
     })
@@ -273,9 +234,9 @@ describe('a giver without the folder (§5 rev 2)', () => {
     server = await startTestServer()
     const [g, t1, t2] = await clients('giver', 't1', 't2')
     t1.send(['get', g.userId, '/chr/Nobody'])
-    await waitFor('1 relay', () => relayCount() === 1)
+    await waitUntil('1 relay', () => relayCount() === 1)
     t2.send(['get', g.userId, '/chr/Moria'])
-    await waitFor('2 relays', () => relayCount() === 2)
+    await waitUntil('2 relays', () => relayCount() === 2)
     expect(await passToGive(g)).toEqual(['give', '/chr/Nobody'])
     g.send(['missing', '/chr/Nobody', 'not served here'])
     expect(await expectError(t1, 'no_such_folder')).toBe('not served here')
@@ -303,7 +264,7 @@ describe('a giver without the folder (§5 rev 2)', () => {
       expect(await expectClosedForProtocol(g)).toMatch(/missing/)
       await expectUsable([t])
       t.close()
-      await waitFor('both gone', () => server.connectionCount() === 0)
+      await waitUntil('both gone', () => server.connectionCount() === 0)
     }
   })
 })
@@ -323,7 +284,7 @@ describe('bad getlist entries (§5 rev 2)', () => {
       await expectYours(t)
       expect(await g.recv()).toEqual([])
       await deliveredUntilYours(g)
-      await waitFor('no relay', () => relayCount() === 0)
+      await waitUntil('no relay', () => relayCount() === 0)
     }
     expect(server.lines.filter((l) => l.startsWith('relay failed | ') && l.includes('bad getlist'))).toHaveLength(getlists.length)
     await expectUsable([g, t])

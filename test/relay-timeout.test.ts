@@ -9,48 +9,20 @@
  * time has passed for T2 too.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { join, type WireClient } from './helpers/wire-client.ts'
+import type { WireClient } from './helpers/wire-client.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
+import { expectClosedForProtocol, expectError, joinClients, passToGive, waitUntil } from './helpers/relay-wire.ts'
 import { expectUsable, expectYours, pass } from './helpers/relay-peers.ts'
 import type { JsonValue } from '../protocol/frame.ts'
 
 const RELAY_TIMEOUT_MS = 300
 
 let server: TestServer
+const clients = async (...names: string[]): Promise<WireClient[]> => await joinClients(server.port, ...names)
 afterEach(async () => { await server?.close() })
-
-async function clients (...names: string[]): Promise<WireClient[]> {
-  const out: WireClient[] = []
-  for (const username of names) out.push((await join(server.port, 'Test Film', { username })).client)
-  return out
-}
-
-async function waitFor (what: string, ok: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 const relays = () => [...server.coordinator.getSnapshot().context.relays.values()]
 const relayOf = (taker: WireClient) => relays().find((r) => r.taker === taker.userId)
-
-async function expectError (c: WireClient, code: string): Promise<string> {
-  const m = await c.recv()
-  expect(Array.isArray(m) && m[0] === 'error' && m[1] === code, `expected a ${code} error, got ${JSON.stringify(m)}`).toBe(true)
-  return (m as string[])[2]
-}
-
-/** G passes and reads up to the give. */
-async function passToGive (g: WireClient): Promise<JsonValue> {
-  g.send('yours')
-  while (true) {
-    const m = await g.recv()
-    if (Array.isArray(m) && m[0] === 'give') return m
-    if (m === 'yours') throw new Error('the pass ended without a give')
-  }
-}
 
 /**
  * G serves T1 and stays in that relay (T1 holds back its getlist) while T2
@@ -59,13 +31,13 @@ async function passToGive (g: WireClient): Promise<JsonValue> {
  */
 async function giverBusyForARelayTimeout (g: WireClient, t1: WireClient, t2: WireClient, g3: WireClient, t3: WireClient): Promise<void> {
   t1.send(['get', g.userId, '/one'])
-  await waitFor('T1 relay', () => relayOf(t1) !== undefined)
+  await waitUntil('T1 relay', () => relayOf(t1) !== undefined)
   expect(await passToGive(g)).toEqual(['give', '/one'])
   g.send({ 'a.txt': 'h' })
   expect(await t1.recv()).toEqual({ 'a.txt': 'h' })
   // G is now in a pass, serving T1. T2 asks G.
   t2.send(['get', g.userId, '/two'])
-  await waitFor('T2 relay', () => relayOf(t2) !== undefined)
+  await waitUntil('T2 relay', () => relayOf(t2) !== undefined)
   t3.send(['get', g3.userId, '/three'])
   await expectError(t3, 'relay_timeout')
   await expectYours(t3)
@@ -135,8 +107,8 @@ describe('relay timeout: the giver\'s silence, not its queue', () => {
     server = await startTestServer({ relayTimeoutMs: RELAY_TIMEOUT_MS })
     const [g, t] = await clients('giver', 'taker')
     t.send(['get', g.userId, '/x'])
-    await waitFor('the relay', () => relayOf(t) !== undefined)
-    await waitFor('the giver holding its turn', () => {
+    await waitUntil('the relay', () => relayOf(t) !== undefined)
+    await waitUntil('the giver holding its turn', () => {
       const v = relayOf(t)?.takerActor.getSnapshot().value
       return JSON.stringify(v) === JSON.stringify({ waitingForGiver: 'giverHoldsTurn' })
     })
@@ -162,7 +134,7 @@ describe('relay timeout: the giver\'s silence, not its queue', () => {
     for (let i = 0; i < 10; i++) { await pass(g); await pass(t) }
     expect(turnEvents).toEqual([])
     t.send(['get', g.userId, '/x'])
-    await waitFor('the giver to say it holds its turn', () => turnEvents.length === 1)
+    await waitUntil('the giver to say it holds its turn', () => turnEvents.length === 1)
     const giving = pass(g, { onGive: async (folder) => { g.send({}); expect(await g.recv()).toEqual([]); return { folder, getlist: [], answers: [] } } })
     expect(await t.recv()).toEqual({})
     t.send([])
