@@ -65,7 +65,7 @@ export const MACHINES: readonly MachineDoc[] = [
     about: 'The giver side of one §5 relay (`actors/giver.ts`), spawned by the coordinator: waits for the ' +
       "giver's turn, then leads §5 step by step — `give` and the manifest or `missing` (`asking`), the getlist " +
       '(`choosing`), the files and their answers at once (`streaming`), the end — deciding each step and leaving ' +
-      'the bytes, idle clocks and per-file checks to the byte plumbing (`relayPipe`: one event per file boundary, never per chunk).'
+      'the bytes, idle clocks and per-file checks to the byte plumbing (`relayPipe`: file boundaries reported in batches, one per event-loop turn, never per chunk).'
   },
   {
     title: 'taker',
