@@ -62,7 +62,7 @@ export type RelayPipeEvent =
   | { type: 'files.through', files: number, relayed: number, bytes: number }
   /** Answers relayed to the giver since the last report (the taker's, or "failed" for a gone taker). */
   | { type: 'files.answered', files: number }
-  /** Both directions are done; `failure` absent when every file went through and was answered. */
+  /** Both directions are done; `failure` is null when every file went through and was answered. */
   | { type: 'files.ended', failure: RelayFailure | null }
 
 /** §5 decisions on the messages read, raised once each is validated. */
