@@ -309,7 +309,7 @@ class FileRelay {
     for await (const n of frames) {
       const path = this.paths[i]
       if (remaining === null) {
-        if (n.kind !== 'frame') return this.failGiver(readFailure(n as Exclude<Next, { kind: 'frame' }>), `before the header of ${path}`)
+        if (n.kind !== 'frame') return this.failGiver(readFailure(n), `before the header of ${path}`)
         if (n.frame.kind !== 'json') return this.failGiver({ kind: 'binary' }, `before the header of ${path}`)
         const header = validateFileHeader(n.frame.value, this.wanted[i])
         if (!header.ok) return this.failGiver({ kind: 'broken', detail: header.detail }, `at ${path}`)
@@ -317,7 +317,7 @@ class FileRelay {
         this.headersSent = i + 1
         if (header.value.type === 'file') remaining = announced = bytesFollowing(header.value)
       } else {
-        if (n.kind !== 'frame') return this.failGiver(readFailure(n as Exclude<Next, { kind: 'frame' }>), `with ${remaining} bytes of ${path} to go`)
+        if (n.kind !== 'frame') return this.failGiver(readFailure(n), `with ${remaining} bytes of ${path} to go`)
         const b = n.frame
         if (b.kind !== 'binary') {
           return this.failGiver({ kind: 'broken', detail: `a JSON frame where ${remaining} bytes of ${path} were expected` }, `in ${path}`)
@@ -373,7 +373,8 @@ class FileRelay {
         this.dropTaker(refusal === 'gone' ? undefined : refusal)
         break
       }
-      const value = (a as { frame: { value: JsonValue } }).frame.value
+      if (a.kind !== 'frame' || a.frame.kind !== 'json') break // (answerRefusal let only a JSON frame through)
+      const value = a.frame.value
       const ack = validateFileAck(value, path)
       if (!ack.ok || i >= this.headersSent) {
         this.dropTaker(ack.ok ? `taker answered for ${path} before it was sent` : ack.detail)
