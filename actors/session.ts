@@ -356,7 +356,8 @@ export const sessionMachine = sessionSetup.createMachine({
             // A pass, nearly every turn's request, is told from the frame at once; any other request is parsed and raised.
             frame: [
               { guard: 'isPassWithNews', target: 'delivering', actions: 'markDeliverable' },
-              { guard: 'isPassAnsweredAtOnce', target: 'clientHolds', reenter: true, actions: 'sendYours' },
+              // The turn comes straight back (turn hold 0, nothing pending): it stays here, its idle clock restarted.
+              { guard: 'isPassAnsweredAtOnce', actions: ['sendYours', 'startIdleClock'] },
               { guard: 'isPass', target: 'holding' },
               { actions: 'raiseRequest' }
             ],
