@@ -92,8 +92,9 @@ const LISTENING = /listening on 127\.0\.0\.1:(\d+)/
  * `entry` replaces src/main.ts by a bench wrapper that imports it.
  */
 export async function startServer (serverArgs: readonly string[], o: { nodeFlags?: readonly string[], entry?: string, env?: Record<string, string> } = {}): Promise<Listening> {
-  const start = startScriptArgs().map((a) => (a === 'src/main.ts' && o.entry !== undefined ? o.entry : a))
-  const child = startNode([...o.nodeFlags ?? [], ...start, 'Bench', '--host', '127.0.0.1', '--port', '0',
+  // Extra node flags go after the start script's, so they win over them (an experiment with other heap sizes).
+  const start = startScriptArgs().flatMap((a) => (a === 'src/main.ts' ? [...o.nodeFlags ?? [], o.entry ?? a] : [a]))
+  const child = startNode([...start, 'Bench', '--host', '127.0.0.1', '--port', '0',
     '--no-discovery', '--no-persist', '--log-level', 'debug', ...serverArgs], o.env)
   const port = Number((await child.match(LISTENING))[1])
   return { ...child, port }

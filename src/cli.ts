@@ -39,7 +39,7 @@ export function buildCli (): Command {
     .argument('<project>', 'the project name clients must give in the handshake')
     .option('--host <address>', 'address to listen on', DEFAULTS.host)
     .option('--port <port>', 'TCP port to listen on (0 picks a free one)', integer(0, 65535), DEFAULTS.port)
-    .option('--turn-hold <ms>', 'how long an idle pass may wait for news before "yours" (0 = at once)', integer(0, 3_600_000), DEFAULTS.turnHoldMs)
+    .option('--turn-hold <ms>', 'how long an idle pass may wait for news before "yours" (0 = at once; a request ends the wait)', integer(0, 3_600_000), DEFAULTS.turnHoldMs)
     .option('--idle-limit <s>', 'disconnect a client the server has waited on this long', positiveSeconds, DEFAULTS.idleLimitMs / 1000)
     .option('--relay-timeout <s>', 'withdraw a get whose giver holds its turn this long in all without starting it', positiveSeconds, DEFAULTS.relayTimeoutMs / 1000)
     .option('--max-frame <bytes>', 'largest frame accepted from a client', integer(1024, 2 ** 32 - 1), DEFAULTS.maxFrame)
