@@ -38,70 +38,70 @@ export async function benchTargets (o: { rounds?: number, only?: Section } = {})
   return rows
 
   async function passes (): Promise<void> {
-  // ---- passes, turn hold 0: server and bare interleaved, `rounds` each
-  const server: PassRun[] = []
-  const bare: PassRun[] = []
-  for (let i = 0; i < rounds; i++) {
-    server.push(await passRun(false))
-    bare.push(await passRun(true))
-  }
-  const m = (runs: PassRun[], f: (r: PassRun) => number): number => median(runs.map(f))
-  const cpu1 = m(server, (r) => r.one.cpuPerPassUs)
-  const cpu1b = m(bare, (r) => r.one.cpuPerPassUs)
-  const rate50 = m(server, (r) => r.fifty.passesPerS)
-  const rate50b = m(bare, (r) => r.fifty.passesPerS)
-  const cpu50 = m(server, (r) => r.fifty.cpuPerPassUs)
-  const cpu50b = m(bare, (r) => r.fifty.cpuPerPassUs)
-  const list = (runs: PassRun[], f: (r: PassRun) => number, d = 0): string => runs.map((r) => fmt(f(r), d)).join(' / ')
-  row('pass CPU, 1 client ≤ 1.5 × bare', `${fmt(cpu1, 1)} µs`, `${fmt(cpu1b, 1)} µs`, `${fmt(cpu1 / cpu1b)} ×`, cpu1 / cpu1b <= 1.5,
-    `turn hold 0; runs ${list(server, (r) => r.one.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.one.cpuPerPassUs, 1)} µs`)
-  row('passes/s, 50 clients ≥ 0.5 × bare', `${fmt(rate50, 0)}/s`, `${fmt(rate50b, 0)}/s`, `${fmt(rate50 / rate50b)} ×`, rate50 / rate50b >= 0.5,
-    `runs ${list(server, (r) => r.fifty.passesPerS)} vs ${list(bare, (r) => r.fifty.passesPerS)}; 1 client: ${fmt(m(server, (r) => r.one.passesPerS), 0)} vs ${fmt(m(bare, (r) => r.one.passesPerS), 0)}/s`)
-  row('CPU per pass, 50 clients ≤ 2 × bare', `${fmt(cpu50, 1)} µs`, `${fmt(cpu50b, 1)} µs`, `${fmt(cpu50 / cpu50b)} ×`, cpu50 / cpu50b <= 2,
-    `runs ${list(server, (r) => r.fifty.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.fifty.cpuPerPassUs, 1)} µs`)
+    // ---- passes, turn hold 0: server and bare interleaved, `rounds` each
+    const server: PassRun[] = []
+    const bare: PassRun[] = []
+    for (let i = 0; i < rounds; i++) {
+      server.push(await passRun(false))
+      bare.push(await passRun(true))
+    }
+    const m = (runs: PassRun[], f: (r: PassRun) => number): number => median(runs.map(f))
+    const cpu1 = m(server, (r) => r.one.cpuPerPassUs)
+    const cpu1b = m(bare, (r) => r.one.cpuPerPassUs)
+    const rate50 = m(server, (r) => r.fifty.passesPerS)
+    const rate50b = m(bare, (r) => r.fifty.passesPerS)
+    const cpu50 = m(server, (r) => r.fifty.cpuPerPassUs)
+    const cpu50b = m(bare, (r) => r.fifty.cpuPerPassUs)
+    const list = (runs: PassRun[], f: (r: PassRun) => number, d = 0): string => runs.map((r) => fmt(f(r), d)).join(' / ')
+    row('pass CPU, 1 client ≤ 1.5 × bare', `${fmt(cpu1, 1)} µs`, `${fmt(cpu1b, 1)} µs`, `${fmt(cpu1 / cpu1b)} ×`, cpu1 / cpu1b <= 1.5,
+      `turn hold 0; runs ${list(server, (r) => r.one.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.one.cpuPerPassUs, 1)} µs`)
+    row('passes/s, 50 clients ≥ 0.5 × bare', `${fmt(rate50, 0)}/s`, `${fmt(rate50b, 0)}/s`, `${fmt(rate50 / rate50b)} ×`, rate50 / rate50b >= 0.5,
+      `runs ${list(server, (r) => r.fifty.passesPerS)} vs ${list(bare, (r) => r.fifty.passesPerS)}; 1 client: ${fmt(m(server, (r) => r.one.passesPerS), 0)} vs ${fmt(m(bare, (r) => r.one.passesPerS), 0)}/s`)
+    row('CPU per pass, 50 clients ≤ 2 × bare', `${fmt(cpu50, 1)} µs`, `${fmt(cpu50b, 1)} µs`, `${fmt(cpu50 / cpu50b)} ×`, cpu50 / cpu50b <= 2,
+      `runs ${list(server, (r) => r.fifty.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.fifty.cpuPerPassUs, 1)} µs`)
 
   }
 
   async function idleClients (): Promise<void> {
-  // ---- 1,000 clients at the default turn hold: idle CPU, broadcast, RSS
-  const idle: IdleRun = await idleRun(false)
-  const idleBare: IdleRun = await idleRun(true)
-  const pct = 100 * idle.idleCores
-  row('1,000 idle clients ≤ 5 % of one core', `${fmt(pct, 1)} %`, `${fmt(100 * idleBare.idleCores, 1)} %`, `${fmt(pct, 1)} %`, pct <= 5,
-    `default turn hold ${idle.turnHoldMs} ms: ${fmt(idle.idlePassesPerS, 0)} passes/s, ${fmt(idle.idleCores / idle.idlePassesPerS * 1e6, 0)} µs each (bare ${fmt(idleBare.idleCores / idleBare.idlePassesPerS * 1e6, 0)})`)
-  const p99 = percentile(idle.deliveries, 99)
-  const p99b = percentile(idleBare.deliveries, 99)
-  row('broadcast p99 ≤ 50 ms at 1,000 clients', `${fmt(p99, 1)} ms`, `${fmt(p99b, 1)} ms`, `${fmt(p99, 1)} ms`, p99 <= 50,
-    `request → receipt, ${idle.deliveries.length} deliveries; p50 ${fmt(percentile(idle.deliveries, 50), 1)} ms (bare ${fmt(percentile(idleBare.deliveries, 50), 1)})`)
-  const kib = idle.rssPerConnection / 1024
-  row('RSS per connection ≤ 100 KiB at 1,000, no forced GC', `${fmt(kib, 1)} KiB`, `${fmt(idleBare.rssPerConnection / 1024, 1)} KiB`, `${fmt(kib, 1)} KiB`, kib <= 100,
-    '(RSS with 1,000 clients passing − RSS before) ÷ 1,000')
+    // ---- 1,000 clients at the default turn hold: idle CPU, broadcast, RSS
+    const idle: IdleRun = await idleRun(false)
+    const idleBare: IdleRun = await idleRun(true)
+    const pct = 100 * idle.idleCores
+    row('1,000 idle clients ≤ 5 % of one core', `${fmt(pct, 1)} %`, `${fmt(100 * idleBare.idleCores, 1)} %`, `${fmt(pct, 1)} %`, pct <= 5,
+      `default turn hold ${idle.turnHoldMs} ms: ${fmt(idle.idlePassesPerS, 0)} passes/s, ${fmt(idle.idleCores / idle.idlePassesPerS * 1e6, 0)} µs each (bare ${fmt(idleBare.idleCores / idleBare.idlePassesPerS * 1e6, 0)})`)
+    const p99 = percentile(idle.deliveries, 99)
+    const p99b = percentile(idleBare.deliveries, 99)
+    row('broadcast p99 ≤ 50 ms at 1,000 clients', `${fmt(p99, 1)} ms`, `${fmt(p99b, 1)} ms`, `${fmt(p99, 1)} ms`, p99 <= 50,
+      `request → receipt, ${idle.deliveries.length} deliveries; p50 ${fmt(percentile(idle.deliveries, 50), 1)} ms (bare ${fmt(percentile(idleBare.deliveries, 50), 1)})`)
+    const kib = idle.rssPerConnection / 1024
+    row('RSS per connection ≤ 100 KiB at 1,000, no forced GC', `${fmt(kib, 1)} KiB`, `${fmt(idleBare.rssPerConnection / 1024, 1)} KiB`, `${fmt(kib, 1)} KiB`, kib <= 100,
+      '(RSS with 1,000 clients passing − RSS before) ÷ 1,000')
 
   }
 
   async function relays (): Promise<void> {
-  // ---- relay: cold servers, count and hash+write peers, interleaved with cold forwarders
-  const src = await prepareSource()
-  try {
-    for (const style of ['count', 'hash+write'] as PeerStyle[]) {
-      const via: RelayRun[] = []
-      const fwd: RelayRun[] = []
-      for (let i = 0; i < rounds; i++) {
-        via.push(await coldRelay(style, src))
-        fwd.push(await forwarderRelay(style, src))
+    // ---- relay: cold servers, count and hash+write peers, interleaved with cold forwarders
+    const src = await prepareSource()
+    try {
+      for (const style of ['count', 'hash+write'] as PeerStyle[]) {
+        const via: RelayRun[] = []
+        const fwd: RelayRun[] = []
+        for (let i = 0; i < rounds; i++) {
+          via.push(await coldRelay(style, src))
+          fwd.push(await forwarderRelay(style, src))
+        }
+        const rate = (r: RelayRun): number => RELAY_BYTES / 1e6 / (r.ms / 1000)
+        const a = median(via.map(rate))
+        const b = median(fwd.map(rate))
+        row(`cold first relay ≥ 0.8 × forwarder (${style})`, `${fmt(a, 0)} MB/s`, `${fmt(b, 0)} MB/s`, `${fmt(a / b)} ×`, a / b >= 0.8,
+          `${RELAY_BYTES / MiB} MiB, each run a fresh process; runs ${via.map((r) => fmt(rate(r), 0)).join(' / ')} vs ${fwd.map((r) => fmt(rate(r), 0)).join(' / ')} MB/s; server CPU ${fmt(median(via.map((r) => r.cpu)))} s, forwarder ${fmt(median(fwd.map((r) => r.cpu)))} s`)
+        const growth = Math.max(...via.map((r) => r.rssGrowth)) / MiB
+        row(`server growth during the relay ≤ 64 MiB (${style})`, `${fmt(growth, 1)} MiB`, `${fmt(Math.max(...fwd.map((r) => r.rssGrowth)) / MiB, 1)} MiB`, `${fmt(growth, 1)} MiB`, growth <= 64,
+          'peak RSS − RSS before, sampled every 20 ms; worst run')
       }
-      const rate = (r: RelayRun): number => RELAY_BYTES / 1e6 / (r.ms / 1000)
-      const a = median(via.map(rate))
-      const b = median(fwd.map(rate))
-      row(`cold first relay ≥ 0.8 × forwarder (${style})`, `${fmt(a, 0)} MB/s`, `${fmt(b, 0)} MB/s`, `${fmt(a / b)} ×`, a / b >= 0.8,
-        `${RELAY_BYTES / MiB} MiB, each run a fresh process; runs ${via.map((r) => fmt(rate(r), 0)).join(' / ')} vs ${fwd.map((r) => fmt(rate(r), 0)).join(' / ')} MB/s; server CPU ${fmt(median(via.map((r) => r.cpu)))} s, forwarder ${fmt(median(fwd.map((r) => r.cpu)))} s`)
-      const growth = Math.max(...via.map((r) => r.rssGrowth)) / MiB
-      row(`server growth during the relay ≤ 64 MiB (${style})`, `${fmt(growth, 1)} MiB`, `${fmt(Math.max(...fwd.map((r) => r.rssGrowth)) / MiB, 1)} MiB`, `${fmt(growth, 1)} MiB`, growth <= 64,
-        'peak RSS − RSS before, sampled every 20 ms; worst run')
+    } finally {
+      await removeSource(src)
     }
-  } finally {
-    await removeSource(src)
-  }
   }
 }
 
