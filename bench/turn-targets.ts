@@ -136,6 +136,8 @@ export interface IdleRun {
   readonly rssPerConnection: number
   /** ms from a `message` request to each other client's receipt, every delivery, sorted. */
   readonly deliveries: number[]
+  /** Server CPU per broadcast (its whole fan-out), ms. */
+  readonly cpuPerBroadcastMs: number
 }
 
 /** 1,000 clients at the default turn hold: idle CPU, RSS per connection, broadcast latency. */
@@ -163,6 +165,7 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
     const [sender, ...listeners] = clients
     await sender.stop()
     const deliveries: number[] = []
+    let cpuInBroadcasts = 0
     for (let i = 0; i < BROADCASTS; i++) {
       await sleep(100 + (i % 5) * 17) // not in step with the turn hold
       let received = 0
@@ -177,10 +180,12 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
         }
       })
       const answered = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
+      const cpuBefore = server.cpuSeconds()
       t = performance.now()
       sender.send(['message', `broadcast ${i}`])
       await all
       await answered
+      cpuInBroadcasts += server.cpuSeconds() - cpuBefore
       // Its own messages notification: take it, then hold the turn again.
       const again = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
       sender.send('yours')
@@ -188,7 +193,7 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
     }
     for (const c of clients) c.close()
     deliveries.sort((a, b) => a - b)
-    return { turnHoldMs, idleCores, idlePassesPerS, rssPerConnection: (rss1 - rss0) / IDLE_CLIENTS, deliveries }
+    return { turnHoldMs, idleCores, idlePassesPerS, rssPerConnection: (rss1 - rss0) / IDLE_CLIENTS, deliveries, cpuPerBroadcastMs: cpuInBroadcasts / BROADCASTS * 1000 }
   } finally {
     await server.stop()
   }
