@@ -71,11 +71,13 @@ export type CoordinatorEvent =
   | { type: 'analytics.submit', userId: UserId, submission: AnalyticsSubmission, origin: ExchangeOrigin }
   | { type: 'assets.submit', userId: UserId, submission: AssetIndex, origin: ExchangeOrigin }
   | { type: 'users.request', userId: UserId }
-  | { type: 'history.request', userId: UserId }
   | { type: 'at.report', userId: UserId, path: string, timestamp: Timestamp }
   | { type: 'message.say', userId: UserId, text: string }
   | { type: 'relay.request', userId: UserId, giver: UserId, folder: string }
   | { type: 'serve.begin', userId: UserId, relayId: number }
+  /** The user holds its turn (or left it) while a serve is pending for it: the relay timeout clock of those relays. */
+  | { type: 'turn.held', userId: UserId }
+  | { type: 'turn.released', userId: UserId }
   | { type: 'relay.timedOut', relayId: number }
   | { type: 'relay.finished', relayId: number, outcome: RelayOutcome }
   | DoneActorEvent<unknown, string>
@@ -87,7 +89,6 @@ export type CoordinatorReply =
   | { type: 'analytics.current', analytics: JsonValue }
   | { type: 'assets.current', assets: AssetIndex }
   | { type: 'users.current', users: UsersReply }
-  | { type: 'history.current', history: readonly ChatLine[] }
   | { type: 'relay.accepted', relayId: number }
   | { type: 'relay.refused', code: ErrorCode, detail: string }
   | { type: 'relay.ended', error?: { code: ErrorCode, detail: string }, violation?: string }
@@ -227,11 +228,6 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       if (user !== undefined) enqueue.sendTo(user.session, { type: 'users.current', users: usersReply(context.users) })
     }),
-    replyHistory: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'history.request') return
-      const user = context.users.get(event.userId)
-      if (user !== undefined) enqueue.sendTo(user.session, { type: 'history.current', history: context.chat })
-    }),
     recordAt: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'at.report') return
       const user = context.users.get(event.userId)
@@ -247,7 +243,8 @@ export const coordinatorMachine = setup({
       if (user === undefined) return
       const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit, context.chatBytes)
       enqueue.assign({ chat })
-      for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'message' } })
+      const notification: Notification = { kind: 'message', history: chat }
+      for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification })
       enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics: context.analytics, chat } })
     }),
 
@@ -295,6 +292,18 @@ export const coordinatorMachine = setup({
       enqueue.emit({ type: 'log', line: `serving | ${relay.folder} | from | ${relay.giver} | to | ${relay.taker}` })
       enqueue.sendTo(relay.takerActor, { type: 'giver.started' })
       enqueue.sendTo(relay.giverActor, { type: 'giver.turn' })
+    }),
+    tellWaitingTakersGiverHoldsTurn: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'turn.held') return
+      for (const r of context.relays.values()) {
+        if (r.giver === event.userId && !r.started) enqueue.sendTo(r.takerActor, { type: 'giver.holdsTurn' })
+      }
+    }),
+    tellWaitingTakersGiverBusy: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'turn.released') return
+      for (const r of context.relays.values()) {
+        if (r.giver === event.userId && !r.started) enqueue.sendTo(r.takerActor, { type: 'giver.busy' })
+      }
     }),
     withdrawTimedOutRelay: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'relay.timedOut') return
@@ -355,11 +364,12 @@ export const coordinatorMachine = setup({
         'analytics.submit': { actions: 'mergeSubmittedAnalytics' },
         'assets.submit': { actions: 'mergeSubmittedAssets' },
         'users.request': { actions: 'replyUsers' },
-        'history.request': { actions: 'replyHistory' },
         'at.report': { actions: 'recordAt' },
         'message.say': { actions: 'appendMessage' },
         'relay.request': { actions: 'decideRelay' },
         'serve.begin': { actions: 'startRelay' },
+        'turn.held': { actions: 'tellWaitingTakersGiverHoldsTurn' },
+        'turn.released': { actions: 'tellWaitingTakersGiverBusy' },
         'relay.timedOut': { actions: 'withdrawTimedOutRelay' },
         'relay.finished': { actions: 'forgetFinishedRelay' },
         // A relay actor reached its final state: remove it, or every relay would leave two behind.

@@ -9,6 +9,7 @@ import {
 import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
 import { enqueueNotification, withdrawServe, type Notification, type NotificationKind } from './notifications.ts'
 import type { FramePort } from './ports.ts'
+import { IdleClock, idleClock } from './idle-clock.ts'
 
 /**
  * Tag of the states that take the client's next frame (§4: frames are read
@@ -42,6 +43,8 @@ export interface SessionContext extends SessionInput {
   readonly deliverable: number
   readonly relayId: number | null
   readonly closeReason: string
+  /** §4 idle limit: runs while the server waits on the client (see waitsOnClient). */
+  readonly idleClock: IdleClock
 }
 
 /** §4 requests, raised once a frame from the client holding the turn has been parsed. */
@@ -69,6 +72,7 @@ export type SessionEvent =
   | { type: 'protocol.violation', detail: string }
   | { type: 'socket.closed', reason: string }
   | { type: 'server.shutdown' }
+  | { type: 'idle.limit' }
   | CoordinatorReply
 
 export type SessionEmitted = { type: 'log', line: string }
@@ -93,9 +97,9 @@ export const sessionSetup = setup({
     input: {} as SessionInput,
     emitted: {} as SessionEmitted
   },
+  actors: { idleClock },
   delays: {
-    turnHold: ({ context }) => context.turnHoldMs,
-    idleLimit: ({ context }) => context.idleLimitMs
+    turnHold: ({ context }) => context.turnHoldMs
   },
   guards: {
     isValidUsername: ({ event }) => validateUsername(frameValue(event)).ok,
@@ -103,9 +107,11 @@ export const sessionSetup = setup({
     isOtherProject: ({ context, event }) => frameValue(event) !== context.projectName,
     secretRequired: ({ context }) => context.secret !== undefined,
     isWrongSecret: ({ context, event }) => frameValue(event) !== context.secret,
-    hasDeliverable: ({ context }) => context.deliverable > 0,
     nothingToDeliver: ({ context }) => context.deliverable === 0,
-    turnHoldIsZero: ({ context }) => context.turnHoldMs <= 0,
+    /** §4: the request is a pass (`"yours"`); anything else is parsed and raised. */
+    isPass: ({ event }) => frameValue(event) === 'yours',
+    isPassWithNews: ({ context, event }) => frameValue(event) === 'yours' && context.pending.length > 0,
+    isPassAnsweredAtOnce: ({ context, event }) => frameValue(event) === 'yours' && context.turnHoldMs <= 0,
     nextDeliveryIs: ({ context }, params: { kind: NotificationKind }) => context.pending[0]?.kind === params.kind,
     takerBrokeTheRelay: ({ event }) => event.type === 'relay.ended' && event.violation !== undefined,
     giverBrokeTheRelay: ({ event }) => event.type === 'serve.ended' && event.violation !== undefined
@@ -113,6 +119,10 @@ export const sessionSetup = setup({
   actions: {
     say: ({ context }, params: { signal: ServerSignal }) => context.port.sendJson(params.signal),
     sendYours: ({ context }) => context.port.sendJson('yours'),
+    startIdleClock: ({ context }) => context.idleClock.start(),
+    stopIdleClock: ({ context }) => context.idleClock.stop(),
+    /** §4: the frame that ended a held pass is the next request, taken where requests are. */
+    takeFrameAgain: enqueueActions(({ event, enqueue }) => { if (event.type === 'frame') enqueue.raise(event) }),
     sendError: ({ context }, params: { code: ErrorCode, detail: string }) => context.port.sendJson(errorMessage(params.code, params.detail)),
     refuseHandshake: ({ context, event }) => {
       const checked = validateUsername(frameValue(event))
@@ -192,8 +202,20 @@ export const sessionSetup = setup({
       const n = context.pending[0]
       if (n?.kind === 'at') context.port.sendJson([n.from, 'at', n.path, n.timestamp])
     },
-    requestHistory: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'history.request', userId: context.userId })),
-    sendMessages: ({ context, event }) => { if (event.type === 'history.current') context.port.sendJson(['messages', event.history], event.history) },
+    sendMessages: ({ context }) => {
+      const n = context.pending[0]
+      if (n?.kind === 'message') context.port.sendJson(['messages', n.history], n.history)
+    },
+    // §5: the relay timeout counts only while a giver holds its turn; said only while a serve is pending for it.
+    tellCoordinatorTurnHeldIfServePending: enqueueActions(({ context, enqueue }) => {
+      if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
+    }),
+    tellCoordinatorTurnHeldIfServeArrived: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type === 'notify' && event.notification.kind === 'serve') enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
+    }),
+    tellCoordinatorTurnReleasedIfServePending: enqueueActions(({ context, enqueue }) => {
+      if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.released', userId: context.userId })
+    }),
     keepServeRelayId: assign({ relayId: ({ context }) => { const n = context.pending[0]; return n?.kind === 'serve' ? n.relayId : null } }),
     tellCoordinatorServeBegins: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'serve.begin', userId: context.userId, relayId: context.relayId })),
     sendRelayError: ({ context, event }) => {
@@ -214,7 +236,24 @@ export const sessionSetup = setup({
   }
 })
 
-const idle = { idleLimit: { target: '#session.closed', actions: { type: 'noteCloseReason', params: { reason: 'idle limit' } } } } as const
+const idle = { 'idle.limit': { target: '#session.closed', actions: { type: 'noteCloseReason', params: { reason: 'idle limit' } } } } as const
+type StateConfig = Parameters<typeof sessionSetup.createStateConfig>[0]
+const asList = <T>(x: T | readonly T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? [...x] : [x as T])
+
+/**
+ * A state where the server waits on its client (§4 idle limit): it takes the
+ * client's next frame (READS_FRAME), runs the idle clock while it lasts, and
+ * closes the connection on `idle.limit`.
+ */
+function waitsOnClient (config: StateConfig): StateConfig {
+  return {
+    ...config,
+    tags: [READS_FRAME, ...asList(config.tags)],
+    entry: ['startIdleClock', ...asList(config.entry)],
+    exit: [...asList(config.exit), 'stopIdleClock'],
+    on: { ...idle, ...config.on }
+  } as StateConfig
+}
 
 /**
  * One §3 sync exchange: `S: "<kind>"`, `C: submission`, `S: merged`, `C: ack`.
@@ -228,18 +267,16 @@ function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
   return sessionSetup.createStateConfig({
     initial: 'awaitingSubmission',
     states: {
-      awaitingSubmission: {
-        tags: READS_FRAME,
+      awaitingSubmission: waitsOnClient({
         entry: { type: 'say', params: { signal: kind } },
-        after: idle,
         on: {
           frame: { actions: { type: 'raiseSubmission', params: { kind } } },
           'submission.accepted': { target: 'awaitingMerge', actions: { type: 'submitToCoordinator', params: { kind, origin } } },
           'submission.refused': refusal as never
         }
-      },
+      }),
       awaitingMerge: { on: { [`${kind}.current`]: { target: 'awaitingAck', actions: 'sendMergedReply' } } },
-      awaitingAck: { tags: READS_FRAME, after: idle, on: { frame: 'done' } },
+      awaitingAck: waitsOnClient({ on: { frame: 'done' } }),
       done: { type: 'final' }
     }
   })
@@ -250,8 +287,9 @@ const deliver = (kind: NotificationKind) => ({ type: 'nextDeliveryIs', params: {
 export const sessionMachine = sessionSetup.createMachine({
   id: 'session',
   context: ({ input }) => ({
-    ...input, username: null, joined: false, pending: [], deliverable: 0, relayId: null, closeReason: ''
+    ...input, username: null, joined: false, pending: [], deliverable: 0, relayId: null, closeReason: '', idleClock: new IdleClock()
   }),
+  invoke: { src: 'idleClock', input: ({ context }) => ({ clock: context.idleClock, limitMs: context.idleLimitMs }) },
   initial: 'handshake',
   on: {
     'frame.binary': { target: '.closed', actions: ['refuseBinary', { type: 'noteCloseReason', params: { reason: 'binary frame outside a relay' } }] },
@@ -265,21 +303,17 @@ export const sessionMachine = sessionSetup.createMachine({
     handshake: {
       initial: 'username',
       states: {
-        username: {
-          tags: READS_FRAME,
+        username: waitsOnClient({
           entry: { type: 'say', params: { signal: 'username?' } },
-          after: idle,
           on: {
             frame: [
               { guard: 'isValidUsername', target: 'project', actions: 'keepUsername' },
               { target: '#session.closed', actions: ['refuseHandshake', { type: 'noteCloseReason', params: { reason: 'bad handshake' } }] }
             ]
           }
-        },
-        project: {
-          tags: READS_FRAME,
+        }),
+        project: waitsOnClient({
           entry: { type: 'say', params: { signal: 'project?' } },
-          after: idle,
           on: {
             frame: [
               { guard: 'answerIsNotString', target: '#session.closed', actions: ['refuseHandshake', { type: 'noteCloseReason', params: { reason: 'bad handshake' } }] },
@@ -288,11 +322,9 @@ export const sessionMachine = sessionSetup.createMachine({
               { target: '#session.syncing' }
             ]
           }
-        },
-        secret: {
-          tags: READS_FRAME,
+        }),
+        secret: waitsOnClient({
           entry: { type: 'say', params: { signal: 'secret?' } },
-          after: idle,
           on: {
             frame: [
               { guard: 'answerIsNotString', target: '#session.closed', actions: ['refuseHandshake', { type: 'noteCloseReason', params: { reason: 'bad handshake' } }] },
@@ -300,7 +332,7 @@ export const sessionMachine = sessionSetup.createMachine({
               { target: '#session.syncing' }
             ]
           }
-        }
+        })
       }
     },
     syncing: {
@@ -317,12 +349,19 @@ export const sessionMachine = sessionSetup.createMachine({
     turnTaking: {
       initial: 'clientHolds',
       states: {
-        clientHolds: {
-          tags: READS_FRAME,
-          after: idle,
+        clientHolds: waitsOnClient({
+          entry: 'tellCoordinatorTurnHeldIfServePending',
+          exit: 'tellCoordinatorTurnReleasedIfServePending',
           on: {
-            frame: { actions: 'raiseRequest' },
-            'request.pass': 'passed',
+            // A pass, nearly every turn's request, is told from the frame at once; any other request is parsed and raised.
+            frame: [
+              { guard: 'isPassWithNews', target: 'delivering', actions: 'markDeliverable' },
+              // The turn comes straight back (turn hold 0, nothing pending): it stays here, its idle clock restarted.
+              { guard: 'isPassAnsweredAtOnce', actions: ['sendYours', 'startIdleClock'] },
+              { guard: 'isPass', target: 'holding' },
+              { actions: 'raiseRequest' }
+            ],
+            notify: { actions: ['enqueueNotification', 'tellCoordinatorTurnHeldIfServeArrived'] },
             'request.story': 'story',
             'request.analytics': 'analytics',
             'request.assets': 'assets',
@@ -340,7 +379,7 @@ export const sessionMachine = sessionSetup.createMachine({
             'request.get': { target: 'getting', actions: { type: 'requestRelay', params: ({ event }) => ({ giver: event.giver, folder: event.folder }) } },
             'request.refused': { target: 'clientHolds', reenter: true, actions: ['refuseRequest', 'sendYours'] }
           }
-        },
+        }),
         story: { ...syncExchange('story', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
         analytics: { ...syncExchange('analytics', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
         assets: { ...syncExchange('assets', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
@@ -354,21 +393,13 @@ export const sessionMachine = sessionSetup.createMachine({
             'relay.refused': { target: 'clientHolds', actions: ['sendRefusal', 'sendYours'] }
           }
         },
-        passed: {
-          entry: 'markDeliverable',
-          always: [
-            { guard: 'hasDeliverable', target: 'delivering' },
-            { guard: 'turnHoldIsZero', target: 'clientHolds', actions: 'sendYours' },
-            { target: 'holding' }
-          ]
-        },
         holding: {
           tags: READS_FRAME,
           after: { turnHold: { target: 'clientHolds', actions: 'sendYours' } },
           on: {
             notify: { target: 'delivering', actions: ['enqueueNotification', 'markDeliverable'] },
             // §4: a frame ends the hold: "yours" at once, and the frame is the next request.
-            frame: { target: 'clientHolds', actions: ['sendYours', 'raiseRequest'] }
+            frame: { target: 'clientHolds', actions: ['sendYours', 'takeFrameAgain'] }
           }
         },
         delivering: {
@@ -379,16 +410,12 @@ export const sessionMachine = sessionSetup.createMachine({
                 { guard: 'nothingToDeliver', target: '#session.turnTaking.clientHolds', actions: 'sendYours' },
                 { guard: deliver('users'), target: 'next', reenter: true, actions: ['sendUsersSignal', 'dropDelivered'] },
                 { guard: deliver('at'), target: 'next', reenter: true, actions: ['sendAt', 'dropDelivered'] },
-                { guard: deliver('message'), target: 'messages', actions: 'dropDelivered' },
+                { guard: deliver('message'), target: 'next', reenter: true, actions: ['sendMessages', 'dropDelivered'] },
                 { guard: deliver('story'), target: 'story', actions: 'dropDelivered' },
                 { guard: deliver('analytics'), target: 'analytics', actions: 'dropDelivered' },
                 { guard: deliver('assets'), target: 'assets', actions: 'dropDelivered' },
                 { guard: deliver('serve'), target: '#session.serving', actions: ['keepServeRelayId', 'dropDelivered'] }
               ]
-            },
-            messages: {
-              entry: 'requestHistory',
-              on: { 'history.current': { target: 'next', actions: 'sendMessages' } }
             },
             story: { ...syncExchange('story', 'notification'), onDone: 'next' },
             analytics: { ...syncExchange('analytics', 'notification'), onDone: 'next' },

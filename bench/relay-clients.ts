@@ -41,6 +41,8 @@ export class FrameReader {
   onJson: ((v: JsonValue) => void) | null = null
   /** Called with the size of every slice of binary payload as it arrives. */
   onBinary: ((n: number) => void) | null = null
+  /** When set, called with every slice of binary payload itself (a view into the received chunk), before `onBinary`. */
+  onBinaryData: ((bytes: Buffer) => void) | null = null
 
   constructor (readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -60,6 +62,7 @@ export class FrameReader {
         this.binaryLeft -= n
         at += n
         this.binaryBytes += n
+        this.onBinaryData?.(chunk.subarray(at - n, at))
         this.onBinary?.(n)
         continue
       }

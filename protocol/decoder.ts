@@ -26,7 +26,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * yet waits here, so a reader that pauses loses nothing.
  */
 export class FrameDecoder {
-  private readonly buffer = new Uint8ArrayList()
+  /** Bytes appended and not given out yet (replaced, not emptied, when a piece takes all of it). */
+  private buffer = new Uint8ArrayList()
   private readonly maxFrame: number
   private readonly binaryPieces: boolean
   private nextIndex = 0
@@ -60,10 +61,14 @@ export class FrameDecoder {
   /** The next frame (or piece) decodable from what was appended; throws ProtocolError. */
   next (): Frame | undefined {
     if (this.piecing !== null) return this.nextPiece(this.piecing)
-    if (this.buffer.byteLength < HEADER_BYTES) return undefined
+    const buffer = this.buffer
+    const have = buffer.byteLength
+    if (have < HEADER_BYTES) return undefined
     const index = this.nextIndex
-    const length = this.buffer.getUint32(0)
-    const kind = this.buffer.get(4)
+    // Views, not copies, while the bytes lie in one chunk (nearly always): no DataView, no sublist per frame.
+    const header = buffer.subarray(0, HEADER_BYTES)
+    const length = uint32At(header)
+    const kind = header[4]
     if (kind !== KIND_JSON && kind !== KIND_BINARY) {
       throw new ProtocolError(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')} at frame ${index}`, index)
     }
@@ -71,25 +76,37 @@ export class FrameDecoder {
       throw new ProtocolError(`frame ${index} announces ${length} bytes, over the limit of ${this.maxFrame}`, index)
     }
     if (kind === KIND_BINARY && this.binaryPieces) {
-      this.buffer.consume(HEADER_BYTES)
+      buffer.consume(HEADER_BYTES)
       this.nextIndex++
       this.piecing = { index, length, left: length, first: true }
       return this.nextPiece(this.piecing)
     }
-    if (this.buffer.byteLength < HEADER_BYTES + length) return undefined
-    const payload = this.buffer.sublist(HEADER_BYTES, HEADER_BYTES + length)
-    this.buffer.consume(HEADER_BYTES + length)
+    const end = HEADER_BYTES + length
+    if (have < end) return undefined
     this.nextIndex++
-    return kind === KIND_BINARY
-      ? { kind: 'binary', bytes: payload, index }
-      : { kind: 'json', value: parseJsonPayload(payload, index), index }
+    if (kind === KIND_JSON) {
+      const value = parseJsonPayload(buffer.subarray(HEADER_BYTES, end), index)
+      buffer.consume(end)
+      return { kind: 'json', value, index }
+    }
+    const payload = buffer.sublist(HEADER_BYTES, end)
+    buffer.consume(end)
+    return { kind: 'binary', bytes: payload, index }
   }
 
   private nextPiece (p: { index: number, length: number, left: number, first: boolean }): BinaryPiece | undefined {
-    const n = Math.min(p.left, this.buffer.byteLength)
+    const have = this.buffer.byteLength
+    const n = Math.min(p.left, have)
     if (n === 0 && p.left > 0) return undefined
-    const bytes = this.buffer.sublist(0, n)
-    this.buffer.consume(n)
+    let bytes: Uint8ArrayList
+    if (n === have) {
+      // The piece is everything buffered (a relay's usual chunk): hand the list over, start a new one.
+      bytes = this.buffer
+      this.buffer = new Uint8ArrayList()
+    } else {
+      bytes = this.buffer.sublist(0, n)
+      this.buffer.consume(n)
+    }
     p.left -= n
     const piece: BinaryPiece = { kind: 'binary', bytes, index: p.index, frameLength: p.length, first: p.first }
     p.first = false
@@ -102,10 +119,13 @@ export class FrameDecoder {
   }
 }
 
-function parseJsonPayload (payload: Uint8ArrayList, index: number): JsonValue {
+/** A frame header's big-endian length, from its first four bytes. */
+const uint32At = (b: Uint8Array): number => ((b[0] << 24) >>> 0) + ((b[1] << 16) | (b[2] << 8) | b[3])
+
+function parseJsonPayload (payload: Uint8Array, index: number): JsonValue {
   let text: string
   try {
-    text = utf8.decode(payload.subarray())
+    text = utf8.decode(payload)
   } catch {
     throw new ProtocolError(`frame ${index}: invalid UTF-8 in a JSON frame`, index)
   }

@@ -19,6 +19,12 @@ const DRAINED: Promise<void> = Promise.resolve()
  */
 const sharedFrames = new WeakMap<object, Uint8Array>()
 
+/** The server's one-word messages (§3, §4), encoded once: `"yours"` ends every exchange. */
+const SIGNAL_FRAMES: ReadonlyMap<unknown, Uint8Array> = new Map(
+  (['username?', 'project?', 'secret?', 'wrong_project', 'wrong_secret', 'story', 'assets', 'analytics', 'users', 'yours'] as const)
+    .map((signal) => [signal, encodeJson(signal)])
+)
+
 function encodeShared (value: unknown, key: object): Uint8Array {
   let frame = sharedFrames.get(key)
   if (frame === undefined) {
@@ -59,7 +65,9 @@ const FRAMES_PER_TURN = 64
  * When a relay that borrowed the frames is behind, the socket is paused too
  * until the relay has room again.
  *
- * Writes made in one tick are corked together and go out as one `writev`.
+ * Writes are corked and go out together (one `writev`) when the session's
+ * step that made them ends, or at the end of the tick for writes made
+ * outside a step (a relay's).
  * A client that does not read is disconnected when more than the output
  * limit waits unsent for it, or output has waited unsent for the idle limit.
  */
@@ -106,7 +114,12 @@ export class Connection implements FramePort {
     let finished = false
     let reason = 'client closed the connection'
     // The session moved: if it now reads and a frame waits for it, hand it over (outside its processing).
-    const subscription = session.subscribe(() => { if (held.length > 0 && !finished) this.schedulePump() })
+    // After each of the session's steps: what it wrote goes out now (its exchange's frames in one writev),
+    // not after every other session's step of this tick; and a waiting frame may now be taken.
+    const subscription = session.subscribe(() => {
+      this.uncork()
+      if (held.length > 0 && !finished) this.schedulePump()
+    })
 
     return new Promise<void>((resolve) => {
       const finish = (why?: string): void => {
@@ -203,7 +216,7 @@ export class Connection implements FramePort {
     }
     let frame: Uint8Array
     try {
-      frame = shareKey === undefined ? encodeJson(value) : encodeShared(value, shareKey)
+      frame = SIGNAL_FRAMES.get(value) ?? (shareKey === undefined ? encodeJson(value) : encodeShared(value, shareKey))
     } catch (err) {
       // §1 keeps unencodable values out; should one slip through, only this client pays.
       this.abort(`cannot encode a message for this client | ${(err as Error).message}`)
@@ -295,13 +308,15 @@ export class Connection implements FramePort {
     if (this.session !== null && this.session.getSnapshot().status === 'active') this.session.send(event)
   }
 
-  /** Writes of this tick go out together (one writev) when it ends. */
+  /** Writes go out together (one writev) when the session's step ends (or this tick, at the latest). */
   private corkForThisTick (): void {
     if (this.corked) return
     this.corked = true
     this.socket.cork()
-    process.nextTick(() => this.uncork())
+    process.nextTick(this.uncorkLater)
   }
+
+  private readonly uncorkLater = (): void => this.uncork()
 
   private uncork (): void {
     if (!this.corked) return

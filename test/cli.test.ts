@@ -12,7 +12,7 @@ describe('command line', () => {
   it('has the documented defaults', () => {
     const o = parseCli(argv('My Film'))
     expect(o).toMatchObject({
-      projectName: 'My Film', host: '0.0.0.0', port: 64646, turnHoldMs: 250, idleLimitMs: 120_000,
+      projectName: 'My Film', host: '0.0.0.0', port: 64646, turnHoldMs: 2_000, idleLimitMs: 120_000,
       relayTimeoutMs: 60_000, maxFrame: 64 * 1024 * 1024, chatLimit: 10_000,
       chatBytes: 1024 * 1024, outputLimit: 64 * 1024 * 1024, logFormat: 'pretty', logLevel: 'info',
       discovery: { address: '127.255.255.255', port: 54545, intervalMs: 1000 },

@@ -192,7 +192,10 @@ class Peer {
   }
 }
 
-/** One path's run: a fresh server, C, P. */
+/** The turn hold of the held-pass paths: long enough for P's news to arrive within it. */
+export const HELD_TURN_HOLD_MS = 1_500
+
+/** One path's run: a fresh server (turn hold `holdMs`), C, P. */
 export class PathRun {
   server!: TestServer
   c!: WireClient
@@ -203,8 +206,13 @@ export class PathRun {
   /** Steps checked: -1 before the first state, 0 after it, n after the n-th event. */
   completedSteps = -1
 
+  constructor (readonly holdMs = 0) {}
+
+  /** Longest wait for one of C's frames: a held pass may end by its expiry. */
+  get waitMs (): number { return WAIT_MS + this.holdMs }
+
   async start (): Promise<void> {
-    this.server = await startTestServer({ turnHoldMs: 0 })
+    this.server = await startTestServer({ turnHoldMs: this.holdMs })
     this.c = await WireClient.connect(this.server.port)
     this.cId = this.c.userId
   }
@@ -244,7 +252,7 @@ export class PathRun {
 
   private async receive (e: Expected, where: string): Promise<void> {
     if ('json' in e) {
-      const f = await this.c.frame(WAIT_MS).catch((err: Error) => { throw new Error(`${where}: ${err.message}, expected ${JSON.stringify(e.json)}`) })
+      const f = await this.c.frame(this.waitMs).catch((err: Error) => { throw new Error(`${where}: ${err.message}, expected ${JSON.stringify(e.json)}`) })
       if (f.kind !== 'json') throw new Error(`${where}: expected ${JSON.stringify(e.json)}, got ${f.bytes.byteLength} binary bytes`)
       expect(f.value, where).toEqual(this.resolve(e.json))
     } else if ('bytes' in e) {
@@ -267,7 +275,7 @@ const model = createModel()
 
 /** Drives `events` from the start, checking C after every step (xstate/graph's testPath). */
 export async function runPath (events: readonly ModelEvent[], run: PathRun): Promise<void> {
-  const r = replay(events)
+  const r = replay(events, { hold: run.holdMs > 0 })
   const steps = [
     { state: r.initial, event: { type: 'xstate.init' } as unknown as ModelEvent },
     ...events.map((event, i) => ({ state: r.snapshots[i], event }))

@@ -4,7 +4,7 @@
  */
 import { createActor, type AnyStateNode, type AnyTransitionDefinition, type SnapshotFrom } from 'xstate'
 import { createTestModel, getStateNodes, type StatePath, type TestModel } from 'xstate/graph'
-import { protocolModel, type ModelEvent } from './protocol-model.ts'
+import { protocolModel, type ModelEvent, type ModelInput } from './protocol-model.ts'
 
 export type ModelSnapshot = SnapshotFrom<typeof protocolModel>
 export type ModelPath = StatePath<ModelSnapshot, ModelEvent>
@@ -105,6 +105,54 @@ export function generatePaths (maxSimplePerRegion = 40): GeneratedPaths {
   return { paths: dedupe([...shortest.map(eventsOf), ...simple]), shortest: shortest.length, simple: simple.length }
 }
 
+/** Events of the held-pass region: news, requests and expiry while the server holds C's pass. */
+const HELD_REGION: readonly ModelEvent['type'][] = [
+  'C_PASS', 'HOLD_EXPIRES', 'P_SAYS', 'P_MOVES_AT', 'P_PUSHES_STORY', 'P_ASKS_C',
+  'C_MESSAGE', 'C_USERS', 'C_AT', 'C_STORY', 'C_BAD_REQUEST', 'C_ANSWER', 'C_ACK'
+]
+
+/** Longer stories of held passes, after the shortest way to `calm`: several holds, each ended another way. */
+const HELD_SCENARIOS: ReadonlyArray<readonly ModelEvent['type'][]> = [
+  ['C_PASS', 'P_SAYS', 'C_PASS', 'P_MOVES_AT', 'C_PASS', 'HOLD_EXPIRES', 'C_PASS', 'C_USERS'],
+  ['C_PASS', 'P_PUSHES_STORY', 'C_ANSWER', 'C_ACK', 'C_PASS', 'C_MESSAGE', 'C_PASS', 'C_PASS', 'P_SAYS'],
+  ['C_PASS', 'C_PASS', 'P_MOVES_AT', 'C_PASS', 'C_AT', 'C_PASS', 'HOLD_EXPIRES']
+]
+
+/**
+ * Paths of the model with a turn hold (input `{ hold: true }`), from the
+ * shortest way to `calm`: the shortest path to every vertex (a state and the
+ * step that led there, as for the paths without a hold) over HELD_REGION
+ * that goes through `turn.holding`, then every simple path (keyed by
+ * `flowKey`) over it, capped and spread evenly; each completed by the
+ * shortest way to `settled`; then HELD_SCENARIOS.
+ */
+export function generateHeldPaths (maxSimple = 20): ModelEvent[][] {
+  const model = createModel()
+  const input: ModelInput = { hold: true }
+  const toCalm = model.getShortestPaths({ input, toState: calm, allowDuplicatePaths: true })
+    .sort((a, b) => a.steps.length - b.steps.length || a.description.localeCompare(b.description))[0]
+  const only = new Set(HELD_REGION)
+  const inRegion = { input, fromState: toCalm.state, filterEvents: (s: ModelSnapshot, e: ModelEvent) => only.has(e.type) && s.can(e) }
+  const held = (p: ModelPath): boolean => p.steps.some((s) => s.state.matches({ turn: 'holding' }))
+  const shortest = model.getShortestPaths(inRegion).filter(held)
+  const simple = capped(model.getSimplePaths({ ...inRegion, serializeState: (s: ModelSnapshot) => flowKey(s) }).filter(held), maxSimple)
+  const byFlow = { serializeState: (s: ModelSnapshot) => flowKey(s), input }
+  const complete = (tail: ModelPath): ModelEvent[] => {
+    const events = [...eventsOf(toCalm), ...eventsOf(tail)]
+    if (settled(tail.state)) return events
+    const ways = model.getShortestPaths({ ...byFlow, fromState: tail.state, toState: settled })
+      .map(eventsOf)
+      .sort((a, b) => a.length - b.length || describePath(a).localeCompare(describePath(b)))
+    return ways.length === 0 ? events : [...events, ...ways[0]]
+  }
+  const scenarios = HELD_SCENARIOS.map((types) => {
+    const events = [...eventsOf(toCalm), ...types.map((type) => ({ type }))]
+    replay(events, input) // throws if the model does not take one of them
+    return events
+  })
+  return dedupe([...[...shortest, ...simple].map(complete), ...scenarios])
+}
+
 /** At most `n` paths, spread evenly over the list (deterministic). */
 function capped<T> (xs: T[], n: number): T[] {
   if (xs.length <= n) return xs
@@ -140,9 +188,10 @@ export interface Replay {
  * (the frames to expect), and which state nodes and transitions each step
  * went through, transient ones included (inspection microsteps).
  */
-export function replay (events: readonly ModelEvent[]): Replay {
+export function replay (events: readonly ModelEvent[], input: ModelInput = {}): Replay {
   let current: { nodes: AnyStateNode[], transitions: AnyTransitionDefinition[] } = { nodes: [], transitions: [] }
   const actor = createActor(protocolModel, {
+    input,
     inspect: (e) => {
       if (e.type === '@xstate.microstep') {
         current.nodes.push(...(e.snapshot as ModelSnapshot)._nodes)

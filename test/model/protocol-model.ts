@@ -18,6 +18,10 @@
  * - Every step sets `context.out` (what C sends) and `context.expect` (what C
  *   must receive, in order, before the next step); user ids are symbolic
  *   (`$C`, `$P`), error details are `ANY`.
+ * - With input `{ hold: true }` the server runs with a turn hold: a pass with
+ *   nothing pending waits in `turn.holding` until news arrives (delivered at
+ *   once), C's next frame ends it (`"yours"` at once, then the frame is the
+ *   next request), or the hold expires (`HOLD_EXPIRES`: C only waits).
  */
 import { assign, setup } from 'xstate'
 import type { JsonValue } from '../../protocol/frame.ts'
@@ -70,6 +74,8 @@ export type Kind = 'users' | 'story' | 'analytics' | 'assets' | 'message' | 'at'
 export type SyncKind = 'story' | 'analytics' | 'assets'
 
 export interface Flow {
+  /** The server holds an idle pass (turn hold > 0); fixed for a run. */
+  readonly hold: boolean
   /** P never joined, is connected, or has left (P joins and leaves at most once). */
   readonly p: 'none' | 'here' | 'gone'
   /** P waits on a relay from C (its `get` is pending, or C is giving). */
@@ -135,11 +141,16 @@ export type ModelEventType =
   | 'P_ASKS_C' | 'P_LEAVES'
   // P in a relay
   | 'P_GIVES' | 'P_SENDS_FILE' | 'P_SENDS_PART' | 'P_SENDS_REST' | 'P_GETLIST' | 'P_ANSWERS'
+  // Nobody acts: C waits until the server's turn hold expires
+  | 'HOLD_EXPIRES'
 
 export type ModelEvent = { type: ModelEventType }
 
+/** Which server the model describes: turn hold 0 (the default here) or a turn hold. */
+export interface ModelInput { readonly hold?: boolean }
+
 export const INITIAL_CONTEXT: Ctx = {
-  flow: { p: 'none', pAsking: false, pending: [], deliverable: 0, files: 0 },
+  flow: { hold: false, p: 'none', pAsking: false, pending: [], deliverable: 0, files: 0 },
   data: {
     cStory: false, pStory: false, cAnalytics: false, pAnalytics: false,
     cSyncAsset: false, cRequestAsset: false, pPushAsset: false,
@@ -249,7 +260,8 @@ const lastFile = (f: Flow): boolean => f.files === C_FILES.length
 const model = setup({
   types: {
     context: {} as Ctx,
-    events: {} as ModelEvent
+    events: {} as ModelEvent,
+    input: {} as ModelInput
   },
   actions: {
     apply: assign(({ context }, params: { fx: readonly Fx[] }) => params.fx.reduce((c, f) => f(c), context))
@@ -413,7 +425,7 @@ const giving = {
 
 export const protocolModel = model.createMachine({
   id: 'wire',
-  context: INITIAL_CONTEXT,
+  context: ({ input }) => ((input as ModelInput | undefined)?.hold === true ? withFlow(INITIAL_CONTEXT, { hold: true }) : INITIAL_CONTEXT),
   initial: 'handshake',
   states: {
     handshake: {
@@ -493,10 +505,35 @@ export const protocolModel = model.createMachine({
             assets: exchange('assets', REQUEST_ANSWER.assets, data({ cRequestAsset: true }), ['#wire.turn.clientHolds', receives('yours')])
           }
         },
-        /** C passed: the server holds the turn and delivers what was pending then (turn hold 0 here). */
+        /** C passed: the server holds the turn and delivers what was pending then (or holds the pass, with a turn hold). */
         passed: {
           entry: entry(flow((f) => ({ deliverable: f.pending.length }))),
-          always: 'deliver'
+          always: [
+            when((f) => f.hold && f.deliverable === 0, 'holding'),
+            'deliver'
+          ]
+        },
+        /**
+         * §4, with a turn hold: C passed with nothing pending and waits. News is delivered at
+         * once (then "yours"); a frame from C ends the hold ("yours" at once) and is taken as
+         * its next request; else the hold expires with "yours". P's news here is one
+         * notification at a time, so that every one is delivered in this pass.
+         */
+        holding: {
+          on: {
+            HOLD_EXPIRES: go('clientHolds', nothingSent, receives('yours')),
+            P_SAYS: when(pIdle, 'passed', nothingSent, data((d) => ({ history: [...d.history, [P_NAME, P_TEXT]] })), enqueue('message')),
+            P_MOVES_AT: when(pIdle, 'passed', nothingSent, data((d) => ({ pAts: d.pAts + 1 })), enqueue('at')),
+            P_PUSHES_STORY: when(pIdle, 'passed', nothingSent, data({ pStory: true }), enqueue('story')),
+            P_ASKS_C: when(pIdle, 'passed', nothingSent, flow({ pAsking: true }), enqueue('serve')),
+            C_PASS: go('passed', sendsJson('yours'), receives('yours')),
+            C_STORY: go('request.story', sendsJson('story'), receives('yours', 'story')),
+            C_USERS: go('clientHolds', sendsJson('users'), receives('yours', usersReply, 'yours')),
+            C_AT: go('clientHolds', sendsJson(['at', ...C_AT]), receives('yours'), data({ cAt: C_AT }), receives('yours')),
+            C_MESSAGE: go('clientHolds', sendsJson(['message', C_TEXT]), receives('yours'),
+              data((d) => ({ history: [...d.history, [C_NAME, C_TEXT]] })), enqueue('message'), receives('yours')),
+            C_BAD_REQUEST: go('clientHolds', sendsJson('dance'), receives('yours', errorFrame('unknown_request'), 'yours'))
+          }
         },
         deliver: {
           initial: 'next',

@@ -1,0 +1,119 @@
+/**
+ * Issue 14's targets, each with its same-run measure and whether it holds.
+ * The server is started as `npm start` starts it (a cold child process with
+ * the start script's node flags); floors are the bare protocol server
+ * (bench/bare-server.ts) and the bare forwarder (bench/forwarder.ts), started
+ * the same way and measured in the same run, interleaved with the server.
+ *
+ *   npx tsx bench/targets.ts [--rounds 2] [--only passes|idle|relay]     (also part of `npm run bench`)
+ *
+ * Bounded: every phase has a fixed duration or byte count and a timeout.
+ */
+import { isMain, markdownTable, type Row } from './run.ts'
+import { coldRelay, forwarderRelay, prepareSource, removeSource, RELAY_BYTES, type PeerStyle, type RelayRun } from './relay-targets.ts'
+import { idleRun, passRun, percentile, type IdleRun, type PassRun } from './turn-targets.ts'
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const fmt = (n: number, digits = 2): string => n.toFixed(digits)
+const MiB = 1024 * 1024
+const held = (ok: boolean): string => (ok ? 'held' : 'NOT HELD')
+
+export type Section = 'passes' | 'idle' | 'relay'
+
+export async function benchTargets (o: { rounds?: number, only?: Section } = {}): Promise<Row[]> {
+  const rounds = o.rounds ?? 2
+  const runs = (s: Section): boolean => o.only === undefined || o.only === s
+  const rows: Row[] = []
+  const row = (target: string, measured: string, floor: string, ratio: string, ok: boolean, note = ''): void => {
+    rows.push({ target, server: measured, floor, 'ratio or figure': ratio, verdict: held(ok), note })
+  }
+
+  if (runs('passes')) await passes()
+  if (runs('idle')) await idleClients()
+  if (runs('relay')) await relays()
+  return rows
+
+  async function passes (): Promise<void> {
+    // ---- passes, turn hold 0: server and bare interleaved, `rounds` each
+    const server: PassRun[] = []
+    const bare: PassRun[] = []
+    for (let i = 0; i < rounds; i++) {
+      server.push(await passRun(false))
+      bare.push(await passRun(true))
+    }
+    const m = (runs: PassRun[], f: (r: PassRun) => number): number => median(runs.map(f))
+    const cpu1 = m(server, (r) => r.one.cpuPerPassUs)
+    const cpu1b = m(bare, (r) => r.one.cpuPerPassUs)
+    const rate50 = m(server, (r) => r.fifty.passesPerS)
+    const rate50b = m(bare, (r) => r.fifty.passesPerS)
+    const cpu50 = m(server, (r) => r.fifty.cpuPerPassUs)
+    const cpu50b = m(bare, (r) => r.fifty.cpuPerPassUs)
+    const list = (runs: PassRun[], f: (r: PassRun) => number, d = 0): string => runs.map((r) => fmt(f(r), d)).join(' / ')
+    row('pass CPU, 1 client ≤ 1.5 × bare', `${fmt(cpu1, 1)} µs`, `${fmt(cpu1b, 1)} µs`, `${fmt(cpu1 / cpu1b)} ×`, cpu1 / cpu1b <= 1.5,
+      `turn hold 0; runs ${list(server, (r) => r.one.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.one.cpuPerPassUs, 1)} µs`)
+    row('passes/s, 50 clients ≥ 0.5 × bare', `${fmt(rate50, 0)}/s`, `${fmt(rate50b, 0)}/s`, `${fmt(rate50 / rate50b)} ×`, rate50 / rate50b >= 0.5,
+      `runs ${list(server, (r) => r.fifty.passesPerS)} vs ${list(bare, (r) => r.fifty.passesPerS)}; 1 client: ${fmt(m(server, (r) => r.one.passesPerS), 0)} vs ${fmt(m(bare, (r) => r.one.passesPerS), 0)}/s`)
+    row('CPU per pass, 50 clients ≤ 2 × bare', `${fmt(cpu50, 1)} µs`, `${fmt(cpu50b, 1)} µs`, `${fmt(cpu50 / cpu50b)} ×`, cpu50 / cpu50b <= 2,
+      `runs ${list(server, (r) => r.fifty.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.fifty.cpuPerPassUs, 1)} µs`)
+
+  }
+
+  async function idleClients (): Promise<void> {
+    // ---- 1,000 clients at the default turn hold: idle CPU, broadcast, RSS
+    const idle: IdleRun = await idleRun(false)
+    const idleBare: IdleRun = await idleRun(true)
+    const pct = 100 * idle.idleCores
+    row('1,000 idle clients ≤ 5 % of one core', `${fmt(pct, 1)} %`, `${fmt(100 * idleBare.idleCores, 1)} %`, `${fmt(pct, 1)} %`, pct <= 5,
+      `default turn hold ${idle.turnHoldMs} ms: ${fmt(idle.idlePassesPerS, 0)} passes/s, ${fmt(idle.idleCores / idle.idlePassesPerS * 1e6, 0)} µs each (bare ${fmt(idleBare.idleCores / idleBare.idlePassesPerS * 1e6, 0)})`)
+    const p99 = percentile(idle.deliveries, 99)
+    const p99b = percentile(idleBare.deliveries, 99)
+    row('broadcast p99 ≤ 50 ms at 1,000 clients', `${fmt(p99, 1)} ms`, `${fmt(p99b, 1)} ms`, `${fmt(p99, 1)} ms`, p99 <= 50,
+      `request → receipt, ${idle.deliveries.length} deliveries; p50 ${fmt(percentile(idle.deliveries, 50), 1)} ms (bare ${fmt(percentile(idleBare.deliveries, 50), 1)}); server CPU per broadcast ${fmt(idle.cpuPerBroadcastMs, 0)} ms (bare ${fmt(idleBare.cpuPerBroadcastMs, 0)}), the clients share this machine`)
+    const kib = idle.rssPerConnection / 1024
+    row('RSS per connection ≤ 100 KiB at 1,000, no forced GC', `${fmt(kib, 1)} KiB`, `${fmt(idleBare.rssPerConnection / 1024, 1)} KiB`, `${fmt(kib, 1)} KiB`, kib <= 100,
+      '(RSS with 1,000 clients passing − RSS before) ÷ 1,000')
+
+  }
+
+  async function relays (): Promise<void> {
+    // ---- relay: cold servers, count and hash+write peers, interleaved with cold forwarders
+    const src = await prepareSource()
+    try {
+      for (const style of ['count', 'hash+write'] as PeerStyle[]) {
+        const via: RelayRun[] = []
+        const fwd: RelayRun[] = []
+        for (let i = 0; i < rounds; i++) {
+          via.push(await coldRelay(style, src))
+          fwd.push(await forwarderRelay(style, src))
+        }
+        const rate = (r: RelayRun): number => RELAY_BYTES / 1e6 / (r.ms / 1000)
+        const a = median(via.map(rate))
+        const b = median(fwd.map(rate))
+        row(`cold first relay ≥ 0.8 × forwarder (${style})`, `${fmt(a, 0)} MB/s`, `${fmt(b, 0)} MB/s`, `${fmt(a / b)} ×`, a / b >= 0.8,
+          `${RELAY_BYTES / MiB} MiB, each run a fresh process; runs ${via.map((r) => fmt(rate(r), 0)).join(' / ')} vs ${fwd.map((r) => fmt(rate(r), 0)).join(' / ')} MB/s; server CPU ${fmt(median(via.map((r) => r.cpu)))} s, forwarder ${fmt(median(fwd.map((r) => r.cpu)))} s`)
+        const growth = Math.max(...via.map((r) => r.rssGrowth)) / MiB
+        row(`server growth during the relay ≤ 64 MiB (${style})`, `${fmt(growth, 1)} MiB`, `${fmt(Math.max(...fwd.map((r) => r.rssGrowth)) / MiB, 1)} MiB`, `${fmt(growth, 1)} MiB`, growth <= 64,
+          'peak RSS − RSS before, sampled every 20 ms; worst run')
+      }
+    } finally {
+      await removeSource(src)
+    }
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const i = process.argv.indexOf('--rounds')
+  const j = process.argv.indexOf('--only')
+  const started = performance.now()
+  benchTargets({ rounds: i > 0 ? Number(process.argv[i + 1]) : undefined, only: j > 0 ? process.argv[j + 1] as Section : undefined }).then((rows) => {
+    console.log(markdownTable(rows))
+    console.log(`\n(${fmt((performance.now() - started) / 1000, 1)} s)`)
+  }).catch((err: unknown) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+}
