@@ -23,6 +23,23 @@ export interface GiveProgress {
   readonly bytesTotal: number
   /** Files the taker refused or that could not be read, with the reason. */
   readonly failed: ReadonlyArray<{ readonly path: string, readonly reason: string }>
+  /** Set when the folder was answered with `missing`: why. */
+  readonly missing?: string
+}
+
+interface Wanted { readonly path: string, readonly offset?: number }
+
+/** §5 revision 2 getlist: manifest keys, or `[key, offset]`; null when it is not one. */
+function parseGetlist (v: JsonValue, manifest: Record<string, unknown>): Wanted[] | null {
+  if (!Array.isArray(v)) return null
+  const out: Wanted[] = []
+  for (const w of v) {
+    if (typeof w === 'string' && Object.hasOwn(manifest, w)) out.push({ path: w })
+    else if (Array.isArray(w) && w.length === 2 && typeof w[0] === 'string' && Object.hasOwn(manifest, w[0]) &&
+      typeof w[1] === 'number' && Number.isSafeInteger(w[1]) && w[1] >= 0) out.push({ path: w[0], offset: w[1] })
+    else return null
+  }
+  return out
 }
 
 const ZEROS = new Uint8Array(MAX_CHUNK)
@@ -33,39 +50,55 @@ const ZEROS = new Uint8Array(MAX_CHUNK)
  * before the taker's answer to the previous one), answers read at the same
  * time. Never reads outside `root`.
  */
-export async function give (ch: Channel, root: string, folder: string, cache: HashCache, serve: boolean,
+export async function give (ch: Channel, o: { root: string, folder: string, cache: HashCache, serve: boolean, revision: 1 | 2 },
   progress: (p: GiveProgress) => void): Promise<GiveProgress> {
-  const built = serve ? await buildManifest(root, folder, cache) : { manifest: {}, entries: new Map() }
+  const { root, folder, cache, serve } = o
+  let state: GiveProgress = { folder, stage: 'manifest', manifestFiles: 0, filesTotal: 0, filesDone: 0, bytesDone: 0, bytesTotal: 0, failed: [] }
+  const built = serve ? await buildManifest(root, folder, cache) : null
+  if (built === null || built.missing !== undefined) {
+    // §5 revision 2: no such folder here (or not serving at all); the taker gets no_such_folder.
+    const reason = built?.missing ?? 'not serving'
+    // Revision 1 has no way to say so: an empty manifest.
+    ch.sendJson(o.revision >= 2 ? ['missing', folder, reason] : {})
+    state = { ...state, stage: 'done', missing: reason }
+    progress(state)
+    return state
+  }
   const manifestFiles = built.entries.size
-  ch.sendJson(built.manifest)
-  let state: GiveProgress = { folder, stage: 'manifest', manifestFiles, filesTotal: 0, filesDone: 0, bytesDone: 0, bytesTotal: 0, failed: [] }
+  ch.sendJson(o.revision >= 2 ? built.manifest : Object.fromEntries([...built.entries].map(([rel, e]) => [rel, e.hash])))
+  state = { ...state, manifestFiles }
   progress(state)
 
-  const list = await ch.json()
-  if (!Array.isArray(list) || !list.every((p): p is string => typeof p === 'string' && Object.hasOwn(built.manifest, p))) {
-    throw unexpected(list, 'a getlist of manifest paths')
-  }
+  const raw = await ch.json()
+  const list = parseGetlist(raw, built.manifest)
+  if (list === null) throw unexpected(raw, 'a getlist of manifest paths')
   const failed: Array<{ path: string, reason: string }> = []
   state = { ...state, filesTotal: list.length }
   let bytesDone = 0
   let bytesTotal = 0
 
   const sendFiles = async (): Promise<void> => {
-    for (const path of list) {
+    for (const { path, offset: asked } of list) {
       const file = await openInside(root, folder, path)
       if (typeof file === 'string') {
         ch.sendJson(['missing', path, file])
         continue
       }
       try {
-        const size = (await file.stat()).size
-        ch.sendJson(['file', path, size])
-        bytesTotal += size
-        let remaining = size
-        if (size > 0) {
+        const s = await file.stat()
+        const size = s.size
+        // Resume only the very file the manifest describes (hashed with these size, mtime and inode).
+        const known = built.entries.get(path)
+        const resumable = asked !== undefined && asked <= size && known !== undefined && known.size === size &&
+          known.mtimeMs === s.mtimeMs && known.ino === s.ino
+        const offset = resumable ? asked : 0
+        ch.sendJson(resumable ? ['file', path, size, offset] : ['file', path, size])
+        bytesTotal += size - offset
+        let remaining = size - offset
+        if (remaining > 0) {
           try {
             // `end` is inclusive: never more than announced, even if the file grew meanwhile.
-            for await (const chunk of createReadStream('', { fd: file, autoClose: false, start: 0, end: size - 1, highWaterMark: MAX_CHUNK })) {
+            for await (const chunk of createReadStream('', { fd: file, autoClose: false, start: offset, end: size - 1, highWaterMark: MAX_CHUNK })) {
               const c = chunk as Buffer
               const n = Math.min(c.byteLength, remaining)
               if (n === 0) break
@@ -92,7 +125,7 @@ export async function give (ch: Channel, root: string, folder: string, cache: Ha
   }
 
   const readAnswers = async (): Promise<void> => {
-    for (const path of list) {
+    for (const { path } of list) {
       const a: JsonValue = await ch.json()
       const ack = validateFileAck(a, path)
       if (!ack.ok) throw unexpected(a, `["ok"|"failed", ${JSON.stringify(path)}]`)

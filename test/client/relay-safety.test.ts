@@ -156,7 +156,7 @@ describe('giver side never reads outside its root', () => {
     const files: Record<string, string> = {}
     for (let i = 0; i < 300; i++) files[`d${i % 7}/f${i}.txt`] = `file ${i}`
     await writeTree(root, files)
-    const cache = new HashCache()
+    const cache = new HashCache(root)
     const first = await buildManifest(root, '/', cache)
     expect(Object.keys(first.manifest)).toHaveLength(300)
     expect(cache.hashed).toBe(300)
