@@ -73,6 +73,9 @@ export type CoordinatorEvent =
   | { type: 'message.say', userId: UserId, text: string }
   | { type: 'relay.request', userId: UserId, giver: UserId, folder: string }
   | { type: 'serve.begin', userId: UserId, relayId: number }
+  /** The user holds its turn (or left it) while a serve is pending for it: the relay timeout clock of those relays. */
+  | { type: 'turn.held', userId: UserId }
+  | { type: 'turn.released', userId: UserId }
   | { type: 'relay.timedOut', relayId: number }
   | { type: 'relay.finished', relayId: number, outcome: RelayOutcome }
   | DoneActorEvent<unknown, string>
@@ -289,6 +292,18 @@ export const coordinatorMachine = setup({
       enqueue.sendTo(relay.takerActor, { type: 'giver.started' })
       enqueue.sendTo(relay.giverActor, { type: 'giver.turn' })
     }),
+    tellWaitingTakersGiverHoldsTurn: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'turn.held') return
+      for (const r of context.relays.values()) {
+        if (r.giver === event.userId && !r.started) enqueue.sendTo(r.takerActor, { type: 'giver.holdsTurn' })
+      }
+    }),
+    tellWaitingTakersGiverBusy: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'turn.released') return
+      for (const r of context.relays.values()) {
+        if (r.giver === event.userId && !r.started) enqueue.sendTo(r.takerActor, { type: 'giver.busy' })
+      }
+    }),
     withdrawTimedOutRelay: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'relay.timedOut') return
       const relay = context.relays.get(event.relayId)
@@ -352,6 +367,8 @@ export const coordinatorMachine = setup({
         'message.say': { actions: 'appendMessage' },
         'relay.request': { actions: 'decideRelay' },
         'serve.begin': { actions: 'startRelay' },
+        'turn.held': { actions: 'tellWaitingTakersGiverHoldsTurn' },
+        'turn.released': { actions: 'tellWaitingTakersGiverBusy' },
         'relay.timedOut': { actions: 'withdrawTimedOutRelay' },
         'relay.finished': { actions: 'forgetFinishedRelay' },
         // A relay actor reached its final state: remove it, or every relay would leave two behind.

@@ -1,5 +1,7 @@
-import { assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef, type EventObject } from 'xstate'
+import { assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef } from 'xstate'
+import type { JsonValue } from '../protocol/frame.ts'
 import type { ErrorCode } from '../protocol/errors.ts'
+import { validateGetlist, validateGiveAnswer, type Manifest, type Wanted } from '../protocol/messages.ts'
 import type { FramePort } from './ports.ts'
 
 /** How a relay ended, from both sides (§5). */
@@ -17,6 +19,9 @@ export interface RelayOutcome {
   readonly takerViolation?: string
 }
 
+/** How a relay failed: an outcome without the counts. */
+export type RelayFailure = Omit<RelayOutcome, 'files' | 'bytes' | 'durationMs'>
+
 export interface RelayPipeInput {
   readonly folder: string
   readonly giverPort: FramePort
@@ -24,12 +29,48 @@ export interface RelayPipeInput {
   readonly idleLimitMs: number
 }
 
-/** Progress the byte plumbing reports; the relay's decisions, never its chunks. */
+/** Why reading one side gave no JSON message. */
+export type ReadFailure =
+  | { readonly kind: 'gone' }
+  | { readonly kind: 'broken', readonly detail: string }
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'binary' }
+
+/** What the giver machine asks of the byte plumbing. */
+export type RelayPipeCommand =
+  /** Read the giver's next message (its answer to `give`). */
+  | { type: 'pipe.readGiver' }
+  /** Read the taker's next message (its getlist). */
+  | { type: 'pipe.readTaker' }
+  /** Relay the files of `wanted` giver → taker and the answers taker → giver, at once. */
+  | { type: 'pipe.stream', wanted: readonly Wanted[] }
+  /** Give each side's frames back to its session, or drop them for a side that broke §5 (it is being closed). */
+  | { type: 'pipe.close', dropGiver: boolean, dropTaker: boolean }
+
+/** What the byte plumbing reports: messages to decide on, file boundaries (never chunks), the end of the files. */
 export type RelayPipeEvent =
-  | { type: 'pipe.manifest', files: number }
-  | { type: 'pipe.getlist', files: number }
-  | { type: 'pipe.file', path: string, bytes: number }
-  | { type: 'pipe.done', outcome: RelayOutcome }
+  | { type: 'giver.message', value: JsonValue }
+  | { type: 'giver.failed', failure: ReadFailure }
+  | { type: 'taker.message', value: JsonValue }
+  | { type: 'taker.failed', failure: ReadFailure }
+  /** A file header was relayed to the taker; its bytes follow. */
+  | { type: 'file.started', path: string, size: number, offset?: number }
+  /** The giver could not read this file: `["missing", path, reason]` was relayed. */
+  | { type: 'file.missing', path: string, reason: string }
+  /** Every byte of the file was relayed. */
+  | { type: 'file.through', path: string, bytes: number }
+  /** An answer for the file was relayed to the giver (the taker's, or "failed" for a gone taker). */
+  | { type: 'file.answered', path: string, ok: boolean }
+  /** Both directions are done; `failure` absent when every file went through and was answered. */
+  | { type: 'files.ended', failure: RelayFailure | null }
+
+/** §5 decisions on the messages read, raised once each is validated. */
+type DecisionEvent =
+  | { type: 'give.manifest', manifest: Manifest }
+  | { type: 'give.missing', reason: string }
+  | { type: 'give.refused', detail: string }
+  | { type: 'getlist.accepted', wanted: readonly Wanted[], getlist: JsonValue }
+  | { type: 'getlist.refused', detail: string }
 
 export interface GiverInput {
   readonly relayId: number
@@ -44,7 +85,16 @@ export interface GiverInput {
 }
 
 interface GiverContext extends GiverInput {
-  readonly filesDone: number
+  readonly startedAt: number
+  readonly manifest: Manifest | null
+  readonly wanted: readonly Wanted[]
+  /** Files whose header (or `missing`) came, files through, files answered. */
+  readonly filesThrough: number
+  readonly filesAnswered: number
+  /** Files relayed whole, and their bytes. */
+  readonly files: number
+  readonly bytes: number
+  readonly failure: RelayFailure | null
   readonly outcome: RelayOutcome | null
 }
 
@@ -54,10 +104,37 @@ type GiverEvent =
   | { type: 'taker.left' }
   | { type: 'relay.withdrawn' }
   | RelayPipeEvent
+  | DecisionEvent
+
+const DEFAULT_IDLE_LIMIT_MS = 120_000
+
+const idleFor = (ms: number | undefined): string => `${(ms ?? DEFAULT_IDLE_LIMIT_MS) / 1000} s`
+
+/** The giver failed `during` a step: T gets `relay_failed`; a giver that broke §5 (not one that left) is closed. */
+export function giverFailure (f: ReadFailure, during: string, idleLimitMs?: number): RelayFailure {
+  const detail = f.kind === 'gone'
+    ? `giver disconnected ${during}`
+    : f.kind === 'idle'
+      ? `giver idle for ${idleFor(idleLimitMs)} ${during}`
+      : `giver broke the protocol ${during}: ${f.kind === 'broken' ? f.detail : 'unexpected frame'}`
+  return { failure: detail, takerError: { code: 'relay_failed', detail }, giverViolation: f.kind === 'gone' ? undefined : detail }
+}
+
+/** The taker failed before its getlist: a gone taker is no violation, any other failure is. */
+function takerFailureBeforeGetlist (f: ReadFailure, idleLimitMs?: number): RelayFailure {
+  if (f.kind === 'gone') return { failure: 'taker disconnected before its getlist' }
+  const detail = f.kind === 'idle'
+    ? `taker idle for ${idleFor(idleLimitMs)} before its getlist`
+    : f.kind === 'broken' ? `taker broke the protocol before its getlist: ${f.detail}` : 'taker sent bytes instead of a getlist'
+  return { failure: detail, takerViolation: detail }
+}
 
 /**
- * The giver side of one relay: waits for the giver's turn, then runs the byte
- * plumbing (`relayPipe`, provided by src/) and reports how it ended.
+ * The giver side of one §5 relay. It waits for the giver's turn, then leads
+ * the exchange step by step — `give`, the manifest or `missing`, the getlist,
+ * the files and their answers — deciding each step here and leaving the bytes,
+ * the idle clocks and the per-file checks to `relayPipe` (provided by src/).
+ * It reports how the relay ended to both sessions and the coordinator.
  */
 export const giverMachine = setup({
   types: {
@@ -66,14 +143,88 @@ export const giverMachine = setup({
     input: {} as GiverInput
   },
   actors: {
-    relayPipe: fromCallback<EventObject, RelayPipeInput>(({ sendBack }) => {
-      sendBack({ type: 'pipe.done', outcome: { files: 0, bytes: 0, durationMs: 0, failure: 'no relay pipe provided', takerError: { code: 'relay_failed', detail: 'server has no relay pipe' } } })
+    relayPipe: fromCallback<RelayPipeCommand, RelayPipeInput>(({ sendBack }) => {
+      sendBack({ type: 'giver.failed', failure: { kind: 'broken', detail: 'the server has no relay pipe' } })
     })
   },
+  guards: {
+    getlistIsEmpty: ({ event }) => event.type === 'getlist.accepted' && event.wanted.length === 0,
+    isLastFile: ({ context }) => context.filesThrough + 1 >= context.wanted.length,
+    isLastAnswer: ({ context }) => context.filesAnswered + 1 >= context.wanted.length
+  },
   actions: {
-    forwardProgressToTaker: sendTo(({ context }) => context.takerActor, ({ event }) => event),
-    countFile: assign({ filesDone: ({ context }) => context.filesDone + 1 }),
-    keepOutcome: assign({ outcome: ({ event }) => (event.type === 'pipe.done' ? event.outcome : null) }),
+    noteStart: assign({ startedAt: () => performance.now() }),
+    sendGive: ({ context }) => context.giverPort.sendJson(['give', context.folder]),
+    readGiver: sendTo('pipe', { type: 'pipe.readGiver' }),
+    readTaker: sendTo('pipe', { type: 'pipe.readTaker' }),
+    /** Validates G's answer to `give` once and raises it as a manifest, `missing`, or a refusal. */
+    raiseGiveAnswer: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'giver.message') return
+      const answer = validateGiveAnswer(event.value, context.folder)
+      if (!answer.ok) enqueue.raise({ type: 'give.refused', detail: answer.detail })
+      else if (answer.value.type === 'missing') enqueue.raise({ type: 'give.missing', reason: answer.value.reason })
+      else enqueue.raise({ type: 'give.manifest', manifest: answer.value.manifest })
+    }),
+    keepManifest: assign({ manifest: ({ event }) => (event.type === 'give.manifest' ? event.manifest : null) }),
+    relayManifestToTaker: ({ context, event }) => { if (event.type === 'give.manifest') context.takerPort.sendJson(event.manifest) },
+    tellTakerActorFilesOffered: sendTo(({ context }) => context.takerActor, ({ event }) => ({
+      type: 'relay.offered', files: event.type === 'give.manifest' ? Object.keys(event.manifest).length : 0
+    })),
+    /** Validates T's getlist once against the manifest and raises it as accepted or refused. */
+    raiseGetlist: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'taker.message') return
+      const getlist = validateGetlist(event.value, context.manifest ?? {})
+      enqueue.raise(getlist.ok
+        ? { type: 'getlist.accepted', wanted: getlist.value, getlist: event.value }
+        : { type: 'getlist.refused', detail: getlist.detail })
+    }),
+    relayGetlistToGiver: ({ context, event }) => { if (event.type === 'getlist.accepted') context.giverPort.sendJson(event.getlist) },
+    sendEmptyGetlistToGiver: ({ context }) => context.giverPort.sendJson([]),
+    keepWanted: assign({ wanted: ({ event }) => (event.type === 'getlist.accepted' ? event.wanted : []) }),
+    streamFiles: sendTo('pipe', ({ context }) => ({ type: 'pipe.stream', wanted: context.wanted })),
+    countFileThrough: assign({ filesThrough: ({ context }) => context.filesThrough + 1 }),
+    countFileRelayed: assign(({ context, event }) => event.type === 'file.through'
+      ? { files: context.files + 1, bytes: context.bytes + event.bytes }
+      : {}),
+    countAnswer: assign({ filesAnswered: ({ context }) => context.filesAnswered + 1 }),
+
+    keepNoSuchFolder: assign({
+      failure: ({ event }) => {
+        const reason = event.type === 'give.missing' ? event.reason : ''
+        return { failure: `giver has no such folder: ${reason}`, takerError: { code: 'no_such_folder' as const, detail: reason } }
+      }
+    }),
+    keepBadManifest: assign({
+      failure: ({ context, event }) => giverFailure({ kind: 'broken', detail: event.type === 'give.refused' ? event.detail : '' }, 'in its manifest', context.idleLimitMs)
+    }),
+    keepGiverFailure: assign({
+      failure: ({ context, event }) => giverFailure(event.type === 'giver.failed' ? event.failure : { kind: 'gone' }, 'instead of a manifest', context.idleLimitMs)
+    }),
+    keepBadGetlist: assign({
+      failure: ({ event }) => {
+        const detail = event.type === 'getlist.refused' ? event.detail : ''
+        return { failure: `bad getlist: ${detail}`, takerError: { code: 'bad_request' as const, detail } }
+      }
+    }),
+    keepTakerFailure: assign({
+      failure: ({ context, event }) => takerFailureBeforeGetlist(event.type === 'taker.failed' ? event.failure : { kind: 'gone' }, context.idleLimitMs)
+    }),
+    keepFilesFailure: assign({ failure: ({ event }) => (event.type === 'files.ended' ? event.failure : null) }),
+    settleOutcome: assign({
+      outcome: ({ context }) => ({
+        files: context.files,
+        bytes: context.bytes,
+        durationMs: context.startedAt === 0 ? 0 : performance.now() - context.startedAt,
+        ...context.failure
+      })
+    }),
+    /** A side that broke §5 is being closed: its frames are dropped, not given back to its session. */
+    closePipe: sendTo('pipe', ({ context }) => ({
+      type: 'pipe.close',
+      dropGiver: context.failure?.giverViolation !== undefined,
+      dropTaker: context.failure?.takerViolation !== undefined
+    })),
+
     // A giver that left (its session stopped) has nobody to tell.
     tellGiverSessionServeEnded: enqueueActions(({ context, enqueue }) => {
       if (context.giver.getSnapshot().status !== 'active') return
@@ -88,7 +239,9 @@ export const giverMachine = setup({
   }
 }).createMachine({
   id: 'giver',
-  context: ({ input }) => ({ ...input, filesDone: 0, outcome: null }),
+  context: ({ input }) => ({
+    ...input, startedAt: 0, manifest: null, wanted: [], filesThrough: 0, filesAnswered: 0, files: 0, bytes: 0, failure: null, outcome: null
+  }),
   initial: 'waitingForTurn',
   states: {
     waitingForTurn: {
@@ -100,29 +253,96 @@ export const giverMachine = setup({
       }
     },
     relaying: {
+      entry: 'noteStart',
       invoke: {
+        id: 'pipe',
         src: 'relayPipe',
         input: ({ context }) => ({
           folder: context.folder, giverPort: context.giverPort, takerPort: context.takerPort,
-          idleLimitMs: context.idleLimitMs ?? 120_000
+          idleLimitMs: context.idleLimitMs ?? DEFAULT_IDLE_LIMIT_MS
         })
       },
-      initial: 'manifest',
+      initial: 'asking',
       states: {
-        manifest: { on: { 'pipe.manifest': { target: 'getlist', actions: 'forwardProgressToTaker' } } },
-        getlist: { on: { 'pipe.getlist': { target: 'streaming', actions: 'forwardProgressToTaker' } } },
-        streaming: { on: { 'pipe.file': { actions: 'countFile' } } }
+        /** S→G `["give", folder]`; G answers with a manifest (relayed to T as is) or `["missing", folder, reason]`. */
+        asking: {
+          entry: ['sendGive', 'readGiver'],
+          on: {
+            'giver.message': { actions: 'raiseGiveAnswer' },
+            'give.manifest': { target: 'choosing', actions: ['keepManifest', 'relayManifestToTaker', 'tellTakerActorFilesOffered'] },
+            'give.missing': { target: '#giver.relaying.ended', actions: 'keepNoSuchFolder' },
+            'give.refused': { target: '#giver.relaying.ended', actions: 'keepBadManifest' },
+            'giver.failed': { target: '#giver.relaying.ended', actions: 'keepGiverFailure' }
+          }
+        },
+        /** T→S its getlist, relayed to G as is; a bad one gets T `bad_request` and G `[]`. */
+        choosing: {
+          entry: 'readTaker',
+          on: {
+            'taker.message': { actions: 'raiseGetlist' },
+            'getlist.accepted': [
+              { guard: 'getlistIsEmpty', target: '#giver.relaying.ended', actions: 'relayGetlistToGiver' },
+              { target: 'streaming', actions: ['keepWanted', 'relayGetlistToGiver'] }
+            ],
+            'getlist.refused': { target: '#giver.relaying.ended', actions: ['sendEmptyGetlistToGiver', 'keepBadGetlist'] },
+            'taker.failed': { target: '#giver.relaying.ended', actions: ['sendEmptyGetlistToGiver', 'keepTakerFailure'] }
+          }
+        },
+        /** Files G→T in getlist order and T's answers T→G, both at once. */
+        streaming: {
+          entry: 'streamFiles',
+          type: 'parallel',
+          states: {
+            files: {
+              initial: 'awaitingHeader',
+              states: {
+                awaitingHeader: {
+                  on: {
+                    'file.started': 'relayingBytes',
+                    'file.missing': [
+                      { guard: 'isLastFile', target: 'allThrough', actions: 'countFileThrough' },
+                      { target: 'awaitingHeader', reenter: true, actions: 'countFileThrough' }
+                    ]
+                  }
+                },
+                relayingBytes: {
+                  on: {
+                    'file.through': [
+                      { guard: 'isLastFile', target: 'allThrough', actions: ['countFileThrough', 'countFileRelayed'] },
+                      { target: 'awaitingHeader', actions: ['countFileThrough', 'countFileRelayed'] }
+                    ]
+                  }
+                },
+                allThrough: { type: 'final' }
+              }
+            },
+            answers: {
+              initial: 'awaitingAnswer',
+              states: {
+                awaitingAnswer: {
+                  on: {
+                    'file.answered': [
+                      { guard: 'isLastAnswer', target: 'allAnswered', actions: 'countAnswer' },
+                      { target: 'awaitingAnswer', reenter: true, actions: 'countAnswer' }
+                    ]
+                  }
+                },
+                allAnswered: { type: 'final' }
+              }
+            }
+          },
+          on: {
+            'files.ended': { target: '#giver.relaying.ended', actions: 'keepFilesFailure' }
+          }
+        },
+        /** The relay is decided: the pipe gives the frames back (or drops a violator's) before it stops. */
+        ended: { type: 'final', entry: 'closePipe' }
       },
-      on: {
-        'pipe.done': {
-          target: 'finished',
-          actions: 'keepOutcome'
-        }
-      }
+      onDone: 'finished'
     },
     finished: {
       type: 'final',
-      entry: ['tellGiverSessionServeEnded', 'tellTakerActorOutcome', 'tellCoordinatorFinished']
+      entry: ['settleOutcome', 'tellGiverSessionServeEnded', 'tellTakerActorOutcome', 'tellCoordinatorFinished']
     },
     withdrawn: { type: 'final' }
   }

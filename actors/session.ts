@@ -188,6 +188,16 @@ export const sessionSetup = setup({
     },
     requestHistory: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'history.request', userId: context.userId })),
     sendMessages: ({ context, event }) => { if (event.type === 'history.current') context.port.sendJson(['messages', event.history], event.history) },
+    // §5: the relay timeout counts only while a giver holds its turn; said only while a serve is pending for it.
+    tellCoordinatorTurnHeldIfServePending: enqueueActions(({ context, enqueue }) => {
+      if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
+    }),
+    tellCoordinatorTurnHeldIfServeArrived: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type === 'notify' && event.notification.kind === 'serve') enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
+    }),
+    tellCoordinatorTurnReleasedIfServePending: enqueueActions(({ context, enqueue }) => {
+      if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.released', userId: context.userId })
+    }),
     keepServeRelayId: assign({ relayId: ({ context }) => { const n = context.pending[0]; return n?.kind === 'serve' ? n.relayId : null } }),
     tellCoordinatorServeBegins: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'serve.begin', userId: context.userId, relayId: context.relayId })),
     sendRelayError: ({ context, event }) => {
@@ -309,9 +319,12 @@ export const sessionMachine = sessionSetup.createMachine({
       initial: 'clientHolds',
       states: {
         clientHolds: {
+          entry: 'tellCoordinatorTurnHeldIfServePending',
+          exit: 'tellCoordinatorTurnReleasedIfServePending',
           after: idle,
           on: {
             frame: { actions: 'raiseRequest' },
+            notify: { actions: ['enqueueNotification', 'tellCoordinatorTurnHeldIfServeArrived'] },
             'request.pass': 'passed',
             'request.story': 'story',
             'request.analytics': 'analytics',

@@ -10,23 +10,36 @@ export interface TakerInput {
 }
 
 interface TakerContext extends TakerInput {
+  /** Time the giver has held its turn with this serve pending, before the current hold. */
+  readonly heldMs: number
+  /** performance.now() when the current hold began, while the relay timeout clock runs. */
+  readonly heldSince: number | null
   readonly error: { readonly code: ErrorCode, readonly detail: string } | null
   readonly violation: string | null
 }
 
 type TakerEvent =
+  /** The giver holds its turn with this serve pending: the relay timeout clock runs. */
+  | { type: 'giver.holdsTurn' }
+  /** The giver left its turn (a pass, a request, its own get): the clock stops. */
+  | { type: 'giver.busy' }
   | { type: 'giver.started' }
   | { type: 'giver.left' }
   | { type: 'taker.left' }
   | { type: 'relay.withdrawn' }
-  | { type: 'pipe.manifest', files: number }
-  | { type: 'pipe.getlist', files: number }
+  | { type: 'relay.offered', files: number }
   | { type: 'relay.outcome', outcome: RelayOutcome }
 
 /**
  * The taker side of one relay: the taker is paused until the giver starts
  * (or the relay timeout withdraws the request), then follows the relay to its
  * end and hands the taker its turn back.
+ *
+ * §5: the relay timeout measures the giver's silence, not its queue, so its
+ * clock runs only while the giver holds its turn (`giverHoldsTurn`), adding up
+ * over the holds; a giver busy in a pass (serving other relays) keeps this
+ * taker waiting, not failing. The giver's session says when it holds the turn
+ * only while a serve is pending for it, so ordinary passes cost nothing.
  */
 export const takerMachine = setup({
   types: {
@@ -35,12 +48,16 @@ export const takerMachine = setup({
     input: {} as TakerInput
   },
   delays: {
-    relayTimeout: ({ context }) => context.relayTimeoutMs
+    relayTimeout: ({ context }) => Math.max(0, context.relayTimeoutMs - context.heldMs)
   },
   guards: {
     relaySucceeded: ({ event }) => event.type === 'relay.outcome' && event.outcome.takerError === undefined && event.outcome.takerViolation === undefined
   },
   actions: {
+    startClock: assign({ heldSince: () => performance.now() }),
+    stopClock: assign(({ context }) => context.heldSince === null
+      ? {}
+      : { heldMs: context.heldMs + performance.now() - context.heldSince, heldSince: null }),
     askCoordinatorToWithdraw: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'relay.timedOut', relayId: context.relayId })),
     // A taker that left (its session stopped) has nobody to tell.
     tellTakerRelayEnded: enqueueActions(({ context, enqueue }) => {
@@ -51,7 +68,10 @@ export const takerMachine = setup({
       ? { error: event.outcome.takerError ?? null, violation: event.outcome.takerViolation ?? null }
       : {}),
     keepTimeoutError: assign({
-      error: ({ context }) => ({ code: 'relay_timeout' as const, detail: `the giver did not start within ${context.relayTimeoutMs / 1000} s` })
+      error: ({ context }) => ({
+        code: 'relay_timeout' as const,
+        detail: `the giver held its turn for ${context.relayTimeoutMs / 1000} s without starting the relay`
+      })
     }),
     keepGiverLeftError: assign({
       error: () => ({ code: 'relay_failed' as const, detail: 'the giver disconnected before the relay started' })
@@ -59,11 +79,22 @@ export const takerMachine = setup({
   }
 }).createMachine({
   id: 'taker',
-  context: ({ input }) => ({ ...input, error: null, violation: null }),
+  context: ({ input }) => ({ ...input, heldMs: 0, heldSince: null, error: null, violation: null }),
   initial: 'waitingForGiver',
   states: {
     waitingForGiver: {
-      after: { relayTimeout: 'timingOut' },
+      initial: 'giverBusy',
+      states: {
+        giverBusy: {
+          on: { 'giver.holdsTurn': 'giverHoldsTurn' }
+        },
+        giverHoldsTurn: {
+          entry: 'startClock',
+          exit: 'stopClock',
+          after: { relayTimeout: '#taker.timingOut' },
+          on: { 'giver.busy': 'giverBusy' }
+        }
+      },
       on: {
         'giver.started': 'relaying',
         'giver.left': 'giverLeft',
@@ -80,11 +111,12 @@ export const takerMachine = setup({
       }
     },
     relaying: {
-      initial: 'manifest',
+      initial: 'awaitingManifest',
       states: {
-        manifest: { on: { 'pipe.manifest': 'getlist' } },
-        getlist: { on: { 'pipe.getlist': 'streaming' } },
-        streaming: {}
+        /** Until the giver's manifest reaches the taker (or the giver turns out to have no such folder). */
+        awaitingManifest: { on: { 'relay.offered': 'taking' } },
+        /** The taker chooses its getlist and receives the files. */
+        taking: {}
       },
       on: {
         'relay.outcome': [

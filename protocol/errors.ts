@@ -1,7 +1,7 @@
 /** §2: every error code of the contract. */
 export const ERROR_CODES = [
   'protocol', 'bad_handshake', 'bad_request', 'unknown_request', 'no_such_user',
-  'bad_path', 'would_deadlock', 'relay_failed', 'relay_timeout', 'busy'
+  'bad_path', 'would_deadlock', 'relay_failed', 'relay_timeout', 'busy', 'no_such_folder'
 ] as const
 
 export type ErrorCode = typeof ERROR_CODES[number]

@@ -158,52 +158,180 @@ export function parseRequest (v: unknown): Validated<Request> {
 
 // ---------------------------------------------------------------- §5 relay
 
-/** `{relative file path: hash}` as the giver sent it. */
-export type Manifest = Readonly<Record<string, string>>
+/** `["give", folder]`, the server's request to a giver. */
+export function validateGive (v: unknown): Validated<string> {
+  if (!Array.isArray(v) || v.length !== 2 || v[0] !== 'give') return refuse('bad_request', `expected ["give", folder], got ${describe(v)}`)
+  const folder = checkProjectPath(v[1])
+  if (!folder.ok) return refuse('bad_path', `give: ${folder.reason}`)
+  return accept(folder.value)
+}
+
+/**
+ * §5 revision 2: a manifest entry as an object. `hash` is required; `size`,
+ * `mtime` and `mode` are optional; other keys are relayed as they are.
+ */
+export interface ManifestEntryObject {
+  readonly hash: string
+  /** Bytes, a non-negative integer. */
+  readonly size?: number
+  /** Seconds since the Unix epoch. */
+  readonly mtime?: number
+  /** POSIX permission bits, a non-negative integer (takers apply `mode & 0o7777`). */
+  readonly mode?: number
+  readonly [key: string]: JsonValue | undefined
+}
+
+/** A manifest entry: a hash string (revision 1) or an object (revision 2). */
+export type ManifestEntry = string | ManifestEntryObject
+
+/** `{relative file path: entry}` as the giver sent it. */
+export type Manifest = Readonly<Record<string, ManifestEntry>>
+
+/** An entry's known fields, whichever form it came in. */
+export interface EntryFields {
+  readonly hash: string
+  readonly size?: number
+  readonly mtime?: number
+  readonly mode?: number
+}
+
+/** The known fields of a (validated) manifest entry: a string is `{ hash }`. */
+export function entryFields (entry: ManifestEntry): EntryFields {
+  if (typeof entry === 'string') return { hash: entry }
+  const out: { hash: string, size?: number, mtime?: number, mode?: number } = { hash: entry.hash }
+  if (entry.size !== undefined) out.size = entry.size
+  if (entry.mtime !== undefined) out.mtime = entry.mtime
+  if (entry.mode !== undefined) out.mode = entry.mode
+  return out
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+/** One manifest entry, for the file `path` (named in the refusal). */
+export function validateManifestEntry (v: unknown, path: string): Validated<ManifestEntry> {
+  const name = JSON.stringify(path)
+  if (typeof v === 'string') return accept(v)
+  if (!isObject(v) || typeof v.hash !== 'string') {
+    return refuse('protocol', `manifest: the entry of ${name} must be a hash string or an object with a string "hash", got ${describe(v)}`)
+  }
+  if (Object.hasOwn(v, 'size') && !isCount(v.size)) return refuse('protocol', `manifest: "size" of ${name} must be a non-negative integer, got ${describe(v.size)}`)
+  if (Object.hasOwn(v, 'mtime') && (typeof v.mtime !== 'number' || !Number.isFinite(v.mtime))) {
+    return refuse('protocol', `manifest: "mtime" of ${name} must be a number, got ${describe(v.mtime)}`)
+  }
+  if (Object.hasOwn(v, 'mode') && !isCount(v.mode)) return refuse('protocol', `manifest: "mode" of ${name} must be a non-negative integer, got ${describe(v.mode)}`)
+  return accept(v as ManifestEntryObject)
+}
 
 export function validateManifest (v: unknown): Validated<Manifest> {
-  if (!isObject(v)) return refuse('protocol', `manifest expects {relative file path: hash}, got ${describe(v)}`)
-  for (const [path, hash] of Object.entries(v)) {
+  if (!isObject(v)) return refuse('protocol', `manifest expects {relative file path: entry}, got ${describe(v)}`)
+  for (const [path, entry] of Object.entries(v)) {
     const checked = checkRelativePath(path)
     if (!checked.ok) return refuse('protocol', `manifest: ${checked.reason}`)
-    if (typeof hash !== 'string') return refuse('protocol', `manifest: hash of ${JSON.stringify(path)} must be a string`)
+    const e = validateManifestEntry(entry, path)
+    if (!e.ok) return e
   }
   return accept(v as Manifest)
 }
 
-/** The taker's getlist: manifest keys only, no duplicates. */
-export function validateGetlist (v: unknown, manifest: Manifest): Validated<readonly string[]> {
-  if (!Array.isArray(v)) return refuse('bad_request', `getlist expects [relative file path, …], got ${describe(v)}`)
-  const seen = new Set<string>()
-  for (const path of v) {
-    const checked = checkRelativePath(path)
-    if (!checked.ok) return refuse('bad_request', `getlist: ${checked.reason}`)
-    if (!Object.hasOwn(manifest, checked.value)) return refuse('bad_request', `getlist: ${JSON.stringify(path)} is not in the manifest`)
-    if (seen.has(checked.value)) return refuse('bad_request', `getlist: ${JSON.stringify(path)} is listed twice`)
-    seen.add(checked.value)
+/** What a giver answers to `["give", folder]`. */
+export type GiveAnswer =
+  | { readonly type: 'manifest', readonly manifest: Manifest }
+  /** The giver has no such folder (or cannot read it): the taker gets `no_such_folder`. */
+  | { readonly type: 'missing', readonly folder: string, readonly reason: string }
+
+/** The giver's answer to `["give", folder]`: a manifest, or `["missing", folder, reason]` for that same folder. */
+export function validateGiveAnswer (v: unknown, folder: string): Validated<GiveAnswer> {
+  if (Array.isArray(v) && v[0] === 'missing') {
+    if (v.length !== 3 || typeof v[2] !== 'string') return refuse('protocol', `missing expects ["missing", folder, reason], got ${describe(v)}`)
+    if (v[1] !== folder) return refuse('protocol', `missing names ${describe(v[1])} where ${JSON.stringify(folder)} was asked for`)
+    return accept({ type: 'missing', folder, reason: v[2] })
   }
-  return accept(v as string[])
+  const manifest = validateManifest(v)
+  return manifest.ok ? accept({ type: 'manifest', manifest: manifest.value }) : manifest
+}
+
+/** One getlist entry: a manifest key, and the offset T asks it from (absent: the whole file). */
+export interface Wanted {
+  readonly path: string
+  readonly offset?: number
+}
+
+/** A getlist entry on the wire: `path`, or `[path, offset]` to resume. */
+export type WantedEntry = string | readonly [string, number]
+
+/** The wire form of a getlist entry. */
+export function wantedEntry (w: Wanted): WantedEntry {
+  return w.offset === undefined ? w.path : [w.path, w.offset]
+}
+
+function parseWanted (v: unknown): Validated<Wanted> {
+  if (typeof v === 'string') {
+    const checked = checkRelativePath(v)
+    return checked.ok ? accept({ path: checked.value }) : refuse('bad_request', `getlist: ${checked.reason}`)
+  }
+  if (Array.isArray(v) && v.length === 2) {
+    const checked = checkRelativePath(v[0])
+    if (!checked.ok) return refuse('bad_request', `getlist: ${checked.reason}`)
+    if (!isCount(v[1])) return refuse('bad_request', `getlist: the offset of ${JSON.stringify(v[0])} must be a non-negative integer, got ${describe(v[1])}`)
+    return accept({ path: checked.value, offset: v[1] })
+  }
+  return refuse('bad_request', `getlist: an entry must be a relative file path or [path, offset], got ${describe(v)}`)
+}
+
+/** The taker's getlist: manifest keys, each as a key or `[key, offset]`, each at most once. */
+export function validateGetlist (v: unknown, manifest: Manifest): Validated<readonly Wanted[]> {
+  if (!Array.isArray(v)) return refuse('bad_request', `getlist expects [relative file path or [path, offset], …], got ${describe(v)}`)
+  const seen = new Set<string>()
+  const out: Wanted[] = []
+  for (const entry of v) {
+    const w = parseWanted(entry)
+    if (!w.ok) return w
+    const path = w.value.path
+    if (!Object.hasOwn(manifest, path)) return refuse('bad_request', `getlist: ${JSON.stringify(path)} is not in the manifest`)
+    if (seen.has(path)) return refuse('bad_request', `getlist: ${JSON.stringify(path)} is listed twice`)
+    seen.add(path)
+    out.push(w.value)
+  }
+  return accept(out)
 }
 
 export type FileHeader =
-  | { readonly type: 'file', readonly path: string, readonly size: number }
+  /** `offset` present: a resumed file, `size - offset` bytes follow; absent: the whole file, `size` bytes. */
+  | { readonly type: 'file', readonly path: string, readonly size: number, readonly offset?: number }
   | { readonly type: 'missing', readonly path: string, readonly reason: string }
 
-/** The giver's header for the next getlist entry, `expected`. */
-export function validateFileHeader (v: unknown, expected: string): Validated<FileHeader> {
-  if (Array.isArray(v) && v.length === 3 && v[0] === 'file') {
-    if (v[1] !== expected) return refuse('protocol', `file header for ${describe(v[1])} where ${JSON.stringify(expected)} was next in the getlist`)
-    if (typeof v[2] !== 'number' || !Number.isSafeInteger(v[2]) || v[2] < 0) {
-      return refuse('protocol', `file ${JSON.stringify(expected)}: size must be a non-negative integer, got ${describe(v[2])}`)
-    }
-    return accept({ type: 'file', path: expected, size: v[2] })
+/** How many bytes of binary frames follow a file header. */
+export function bytesFollowing (header: { readonly size: number, readonly offset?: number }): number {
+  return header.size - (header.offset ?? 0)
+}
+
+/**
+ * The giver's header for the next getlist entry, `expected` (a path: the
+ * whole file was asked for). A wanted offset may be answered with the
+ * 4-element header carrying that offset, or the 3-element one (the whole
+ * file); a 4-element header answers only a wanted offset.
+ */
+export function validateFileHeader (v: unknown, expected: string | Wanted): Validated<FileHeader> {
+  const want: Wanted = typeof expected === 'string' ? { path: expected } : expected
+  const name = JSON.stringify(want.path)
+  if (Array.isArray(v) && (v.length === 3 || v.length === 4) && v[0] === 'file') {
+    if (v[1] !== want.path) return refuse('protocol', `file header for ${describe(v[1])} where ${name} was next in the getlist`)
+    const size = v[2]
+    if (!isCount(size)) return refuse('protocol', `file ${name}: size must be a non-negative integer, got ${describe(size)}`)
+    if (v.length === 3) return accept({ type: 'file', path: want.path, size })
+    const offset = v[3]
+    if (!isCount(offset)) return refuse('protocol', `file ${name}: offset must be a non-negative integer, got ${describe(offset)}`)
+    if (want.offset === undefined) return refuse('protocol', `file ${name}: a resumed header (offset ${offset}) where the taker asked for the whole file`)
+    if (offset !== want.offset) return refuse('protocol', `file ${name}: offset ${offset} where the taker asked for ${want.offset}`)
+    if (offset > size) return refuse('protocol', `file ${name}: offset ${offset} is past its size of ${size} bytes`)
+    return accept({ type: 'file', path: want.path, size, offset })
   }
   if (Array.isArray(v) && v.length === 3 && v[0] === 'missing') {
-    if (v[1] !== expected) return refuse('protocol', `missing header for ${describe(v[1])} where ${JSON.stringify(expected)} was next in the getlist`)
+    if (v[1] !== want.path) return refuse('protocol', `missing header for ${describe(v[1])} where ${name} was next in the getlist`)
     if (typeof v[2] !== 'string') return refuse('protocol', 'missing expects ["missing", path, reason]')
-    return accept({ type: 'missing', path: expected, reason: v[2] })
+    return accept({ type: 'missing', path: want.path, reason: v[2] })
   }
-  return refuse('protocol', `expected ["file", path, size] or ["missing", path, reason] for ${JSON.stringify(expected)}, got ${describe(v)}`)
+  return refuse('protocol', `expected ["file", path, size], ["file", path, size, offset] or ["missing", path, reason] for ${name}, got ${describe(v)}`)
 }
 
 export type FileAck =
@@ -240,6 +368,7 @@ export type AtNotification = readonly [from: UserId, 'at', path: string, timesta
 export type MessagesNotification = readonly ['messages', readonly ChatLine[]]
 export type StoryReply = readonly [owner: UserId, story: JsonObject]
 export type GiveMessage = readonly ['give', folder: string]
+export type MissingFolderMessage = readonly ['missing', folder: string, reason: string]
 
 /** The bare-string prompts and signals the server sends. */
 export type ServerSignal =

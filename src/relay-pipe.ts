@@ -1,8 +1,10 @@
-import { fromCallback, type EventObject } from 'xstate'
+import { fromCallback } from 'xstate'
 import { pipe } from 'it-pipe'
 import { isBinaryPiece, type Frame, type JsonValue } from '../protocol/frame.ts'
-import { validateFileAck, validateFileHeader, validateGetlist, validateManifest } from '../protocol/messages.ts'
-import type { RelayOutcome, RelayPipeEvent, RelayPipeInput } from '../actors/giver.ts'
+import { bytesFollowing, validateFileAck, validateFileHeader, type Wanted } from '../protocol/messages.ts'
+import {
+  giverFailure, type ReadFailure, type RelayFailure, type RelayPipeCommand, type RelayPipeEvent, type RelayPipeInput
+} from '../actors/giver.ts'
 import type { BorrowedFrames } from '../actors/ports.ts'
 import { FrameQueue } from './frame-queue.ts'
 
@@ -104,256 +106,72 @@ class Side implements AsyncIterable<Next> {
   }
 }
 
-type Failure = Omit<RelayOutcome, 'files' | 'bytes' | 'durationMs'>
-
 /**
- * The bytes of one §5 relay, outside the state machines: `give`, manifest,
- * getlist, then files giver → taker and answers taker → giver at the same
- * time, each direction an it-pipe pipeline with backpressure. Checks
- * everything it relays and reports decisions (not chunks) to the giver actor.
+ * The two sides of one relay while it runs: their borrowed frames, their idle
+ * clocks and one watchdog timer.
  *
  * Idle limit: the relay waits on one side at a time and only that side's
- * clock runs — the giver's while the relay needs its next frame and the
- * taker owes no answer (an ack-waiting giver is not idle while the taker
- * checks a file), the taker's while it owes an answer for a file it has
- * whole, or does not read what it is sent. One watchdog timer per relay.
- *
- * A side that breaks the relay keeps its frames borrowed and dropped until
- * its session closes it; a taker whose giver failed is first let answer for
- * the files it already has, so its turn stays in step.
+ * clock runs. Before the files, a side's clock runs while the relay waits for
+ * its message; the files phase sets its own rule (`FileRelay`).
  */
-export async function runRelay (input: RelayPipeInput, report: (e: RelayPipeEvent) => void): Promise<RelayOutcome> {
-  const { folder, giverPort, takerPort, idleLimitMs } = input
-  const started = performance.now()
-  /** Sets the idle clocks: before the files, a side's runs while the relay waits on it. */
-  let clocks = (): void => { giver.time(giver.waiting); taker.time(taker.waiting) }
-  const giver = new Side(giverPort.borrowFrames(), () => clocks())
-  const taker = new Side(takerPort.borrowFrames(), () => clocks())
-  const idleFor = `${idleLimitMs / 1000} s`
-  let files = 0
-  let bytes = 0
-  /** The side broke §5 and is being closed: its frames are dropped, not given back to its session. */
-  let giverBroke = false
-  let takerBroke = false
-  /** Extra watchdog checks of the streaming phase. */
-  let onTick: (now: number) => void = () => {}
+class Link {
+  readonly giver: Side
+  readonly taker: Side
+  readonly idleFor: string
+  /** Sets the idle clocks when a side's `waiting` changes. */
+  clocks: () => void = () => { this.giver.time(this.giver.waiting); this.taker.time(this.taker.waiting) }
+  /** Extra watchdog checks (the files phase: a taker that reads nothing). */
+  onTick: (now: number) => void = () => {}
+  closed = false
+  private readonly watchdog: ReturnType<typeof setInterval>
 
-  const watchdog = setInterval(() => {
+  constructor (readonly input: RelayPipeInput) {
+    this.giver = new Side(input.giverPort.borrowFrames(), () => this.clocks())
+    this.taker = new Side(input.takerPort.borrowFrames(), () => this.clocks())
+    this.idleFor = `${input.idleLimitMs / 1000} s`
+    this.watchdog = setInterval(() => this.tick(), Math.max(5, Math.min(1_000, input.idleLimitMs / 10)))
+    this.watchdog.unref()
+  }
+
+  private tick (): void {
     const now = performance.now()
-    for (const side of [giver, taker]) {
-      if (side.clock !== null && now - side.clock >= idleLimitMs) {
+    for (const side of [this.giver, this.taker]) {
+      if (side.clock !== null && now - side.clock >= this.input.idleLimitMs) {
         side.clock = null
         side.interrupt({ kind: 'idle' })
       }
     }
-    onTick(now)
-  }, Math.max(5, Math.min(1_000, idleLimitMs / 10)))
-  watchdog.unref()
-
-  const end = (o: Failure = {}): RelayOutcome => ({ files, bytes, durationMs: performance.now() - started, ...o })
-  const giverFailed = (n: Next, during: string): Failure => {
-    const detail = n.kind === 'gone'
-      ? `giver disconnected ${during}`
-      : n.kind === 'idle' ? `giver idle for ${idleFor} ${during}` : `giver broke the protocol ${during}: ${n.kind === 'broken' ? n.detail : 'unexpected frame'}`
-    return { failure: detail, takerError: { code: 'relay_failed', detail }, giverViolation: n.kind === 'gone' ? undefined : detail }
+    this.onTick(now)
   }
 
-  try {
-    giverPort.sendJson(['give', folder])
-    const m = await giver.next()
-    if (m.kind !== 'frame' || m.frame.kind !== 'json') {
-      giverBroke = m.kind !== 'gone'
-      return end(giverFailed(m, 'instead of a manifest'))
+  /**
+   * Gives each side's frames back to its session; a side that broke §5 keeps
+   * its frames borrowed and dropped until its session closes it.
+   */
+  close (dropGiver: boolean, dropTaker: boolean): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.watchdog)
+    for (const [side, drop] of [[this.giver, dropGiver], [this.taker, dropTaker]] as const) {
+      side.interrupt({ kind: 'stopped' })
+      if (drop) side.queue.discard()
+      else side.queue.release()
     }
-    const manifest = validateManifest(m.frame.value)
-    if (!manifest.ok) {
-      giverBroke = true
-      return end(giverFailed({ kind: 'broken', detail: manifest.detail }, 'in its manifest'))
-    }
-    takerPort.sendJson(manifest.value)
-    report({ type: 'pipe.manifest', files: Object.keys(manifest.value).length })
-
-    const l = await taker.next()
-    if (l.kind !== 'frame' || l.frame.kind !== 'json') {
-      giverPort.sendJson([])
-      if (l.kind === 'gone') return end({ failure: 'taker disconnected before its getlist' })
-      const detail = l.kind === 'idle'
-        ? `taker idle for ${idleFor} before its getlist`
-        : l.kind === 'broken' ? `taker broke the protocol before its getlist: ${l.detail}` : 'taker sent bytes instead of a getlist'
-      takerBroke = true
-      return end({ failure: detail, takerViolation: detail })
-    }
-    const getlist = validateGetlist(l.frame.value, manifest.value)
-    if (!getlist.ok) {
-      giverPort.sendJson([])
-      return end({ failure: `bad getlist: ${getlist.detail}`, takerError: { code: 'bad_request', detail: getlist.detail } })
-    }
-    giverPort.sendJson(getlist.value)
-    report({ type: 'pipe.getlist', files: getlist.value.length })
-    if (getlist.value.length === 0) return end()
-
-    return await stream(getlist.value)
-  } finally {
-    clearInterval(watchdog)
-    if (giverBroke) giver.queue.discard()
-    else giver.queue.release()
-    if (takerBroke) taker.queue.discard()
-    else taker.queue.release()
   }
+}
 
-  async function stream (paths: readonly string[]): Promise<RelayOutcome> {
-    /** Resolved when file i is through (or the giver failed). */
-    const through = paths.map(() => deferred())
-    /** Headers relayed to the taker / files it has whole / files it answered for. */
-    let headersSent = 0
-    let completed = 0
-    let answered = 0
-    let takerGone = false
-    let takerViolation: string | undefined
-    let giverFailure: Failure | undefined
-    /** Since when the relay waits for the taker's socket to drain, or null. */
-    let drainSince: number | null = null
+/** Why a read gave no frame, as the giver machine hears it. */
+function readFailure (n: Exclude<Next, { kind: 'frame' }>): ReadFailure {
+  if (n.kind === 'broken') return { kind: 'broken', detail: n.detail }
+  if (n.kind === 'idle') return { kind: 'idle' }
+  return { kind: 'gone' }
+}
 
-    const takerOwes = (): boolean => !takerGone && answered < completed
-    clocks = () => {
-      giver.time(giver.waiting && !takerOwes())
-      taker.time(takerOwes())
-    }
-    /** No more is relayed to the taker; its remaining files are answered "failed" to the giver. */
-    const dropTaker = (violation?: string): void => {
-      if (takerGone) return
-      takerGone = true
-      if (violation !== undefined) {
-        takerViolation = violation
-        takerBroke = true
-      }
-      taker.interrupt({ kind: 'stopped' })
-      clocks()
-    }
-    const failGiver = (failure: Failure): void => {
-      giverFailure = failure
-      giverBroke = failure.giverViolation !== undefined
-      for (const d of through) d.resolve()
-      // The taker may still owe answers for files it has whole: they are read (not relayed) first.
-      if (!takerOwes()) taker.interrupt({ kind: 'stopped' })
-      clocks()
-    }
-    onTick = (now) => {
-      if (drainSince !== null && now - drainSince >= idleLimitMs) {
-        drainSince = null
-        dropTaker(`taker read nothing for ${idleFor}`)
-        takerPort.close() // ends the wait for its drain
-      }
-    }
-
-    /** The giver's frames, checked against the getlist: yields what to relay, reports each file through. */
-    async function * checkFiles (frames: AsyncIterable<Next>): AsyncGenerator<Frame> {
-      let i = 0
-      /** Bytes of paths[i] still to come, null while its header is; and its size. */
-      let remaining: number | null = null
-      let size = 0
-      for await (const n of frames) {
-        const path = paths[i]
-        if (remaining === null) {
-          if (n.kind !== 'frame' || n.frame.kind !== 'json') return failGiver(giverFailed(n, `before the header of ${path}`))
-          const header = validateFileHeader(n.frame.value, path)
-          if (!header.ok) return failGiver(giverFailed({ kind: 'broken', detail: header.detail }, `at ${path}`))
-          yield n.frame
-          headersSent = i + 1
-          if (header.value.type === 'file') remaining = size = header.value.size
-        } else {
-          if (n.kind !== 'frame') return failGiver(giverFailed(n, `with ${remaining} bytes of ${path} to go`))
-          const b = n.frame
-          if (b.kind !== 'binary') {
-            return failGiver(giverFailed({ kind: 'broken', detail: `a JSON frame where ${remaining} bytes of ${path} were expected` }, `in ${path}`))
-          }
-          // A frame's first piece tells its whole size: one that would overrun the file is refused before any of it is relayed.
-          const piece = b.bytes.byteLength
-          if ((isBinaryPiece(b) && b.first ? Math.max(b.frameLength, piece) : piece) > remaining) {
-            return failGiver(giverFailed({ kind: 'broken', detail: `binary frames of ${path} exceed its size of ${size} bytes` }, `in ${path}`))
-          }
-          yield b
-          remaining -= piece
-          bytes += piece
-        }
-        if (remaining !== null && remaining > 0) continue
-        if (remaining === 0) {
-          files++
-          report({ type: 'pipe.file', path, bytes: size })
-        }
-        remaining = null
-        completed = ++i
-        clocks()
-        through[i - 1].resolve()
-        if (i === paths.length) return
-      }
-    }
-
-    /** Writes to the taker with backpressure; drops everything once the taker is gone. */
-    async function relayToTaker (frames: AsyncIterable<Frame>): Promise<void> {
-      for await (const frame of frames) {
-        if (takerGone) continue
-        if (frame.kind === 'json') {
-          takerPort.sendJson(frame.value)
-        } else {
-          drainSince = performance.now()
-          await takerPort.sendBinary(frame.bytes, frame.bytes.byteLength)
-          drainSince = null
-        }
-      }
-    }
-
-    /**
-     * The taker's answers, checked: yields what to relay to the giver. A gone
-     * taker's files are answered "failed" once each is through.
-     */
-    async function * checkAnswers (answers: AsyncIterable<Next>): AsyncGenerator<JsonValue> {
-      let i = 0
-      for await (const a of answers) {
-        const path = paths[i]
-        if (a.kind === 'stopped') break // the taker was dropped, or the giver failed and the taker owes nothing more
-        if (a.kind === 'gone') {
-          dropTaker()
-          break
-        }
-        if (a.kind !== 'frame' || a.frame.kind !== 'json') {
-          dropTaker(a.kind === 'idle'
-            ? `taker idle for ${idleFor} with its answer for ${path} owed`
-            : a.kind === 'broken' ? `taker broke the protocol: ${a.detail}` : `taker sent bytes instead of an answer for ${path}`)
-          break
-        }
-        const ack = validateFileAck(a.frame.value, path)
-        if (!ack.ok || i >= headersSent) {
-          dropTaker(ack.ok ? `taker answered for ${path} before it was sent` : ack.detail)
-          break
-        }
-        answered = ++i
-        taker.clock = null
-        clocks()
-        if (giverFailure === undefined) yield a.frame.value
-        if (i === paths.length || takerGone || (giverFailure !== undefined && !takerOwes())) break
-      }
-      // No taker any more: the giver still gets an answer for each file, once it is through.
-      for (; i < paths.length; i++) {
-        await through[i].promise
-        if (giverFailure !== undefined) return
-        yield ['failed', paths[i], 'taker disconnected']
-      }
-    }
-
-    async function relayToGiver (answers: AsyncIterable<JsonValue>): Promise<void> {
-      for await (const answer of answers) giverPort.sendJson(answer)
-    }
-
-    await Promise.all([
-      pipe(giver, checkFiles, relayToTaker),
-      pipe(taker, checkAnswers, relayToGiver)
-    ])
-    if (giverFailure !== undefined) return end(takerViolation === undefined ? giverFailure : { ...giverFailure, takerViolation })
-    if (takerViolation !== undefined) return end({ failure: takerViolation, takerViolation })
-    if (takerGone) return end({ failure: 'taker disconnected' })
-    return end()
-  }
+/** The side's next message (a JSON frame), or why there is none. */
+async function readMessage (side: Side): Promise<{ readonly value: JsonValue } | ReadFailure> {
+  const n = await side.next()
+  if (n.kind !== 'frame') return readFailure(n)
+  return n.frame.kind === 'json' ? { value: n.frame.value } : { kind: 'binary' }
 }
 
 function deferred (): { promise: Promise<void>, resolve: () => void } {
@@ -362,13 +180,236 @@ function deferred (): { promise: Promise<void>, resolve: () => void } {
   return { promise, resolve }
 }
 
-/** The giver actor's `relayPipe`: runs the relay and reports back. */
-export const relayPipe = fromCallback<EventObject, RelayPipeInput>(({ input, sendBack }) => {
-  runRelay(input, sendBack).then(
-    (outcome) => sendBack({ type: 'pipe.done', outcome }),
-    (err: Error) => sendBack({
-      type: 'pipe.done',
-      outcome: { files: 0, bytes: 0, durationMs: 0, failure: `relay crashed: ${err.message}`, takerError: { code: 'relay_failed', detail: 'internal relay error' } }
-    })
-  )
+/**
+ * The files of one relay: giver → taker in getlist order, and the taker's
+ * answers → giver, at the same time, each direction an it-pipe pipeline with
+ * backpressure. Checks every header and byte count, and reports each file's
+ * boundaries (never its chunks).
+ *
+ * Idle clocks: the giver's runs while the relay needs its next frame and the
+ * taker owes no answer (an ack-waiting giver is not idle while the taker checks
+ * a file); the taker's while it owes an answer for a file it has whole, or does
+ * not read what it is sent.
+ *
+ * A taker whose giver failed is first let answer for the files it already
+ * has, so its turn stays in step; a gone taker's files are drained and
+ * answered "failed" to the giver, so the giver finishes normally.
+ */
+class FileRelay {
+  /** Resolved when file i is through (or the giver failed). */
+  private readonly through: Array<{ promise: Promise<void>, resolve: () => void }>
+  private readonly paths: readonly string[]
+  /** Headers relayed to the taker / files it has whole / files it answered for. */
+  private headersSent = 0
+  private completed = 0
+  private answered = 0
+  private takerGone = false
+  private takerViolation: string | undefined
+  private giverFailure: RelayFailure | undefined
+  /** Since when the relay waits for the taker's socket to drain, or null. */
+  private drainSince: number | null = null
+
+  constructor (
+    private readonly link: Link,
+    private readonly wanted: readonly Wanted[],
+    private readonly report: (e: RelayPipeEvent) => void
+  ) {
+    this.paths = wanted.map((w) => w.path)
+    this.through = wanted.map(() => deferred())
+  }
+
+  async run (): Promise<RelayFailure | null> {
+    const { link } = this
+    link.clocks = () => {
+      link.giver.time(link.giver.waiting && !this.takerOwes())
+      link.taker.time(this.takerOwes())
+    }
+    link.onTick = (now) => {
+      if (this.drainSince !== null && now - this.drainSince >= link.input.idleLimitMs) {
+        this.drainSince = null
+        this.dropTaker(`taker read nothing for ${link.idleFor}`)
+        link.input.takerPort.close() // ends the wait for its drain
+      }
+    }
+    await Promise.all([
+      pipe(link.giver, (frames) => this.checkFiles(frames), (frames) => this.relayToTaker(frames)),
+      pipe(link.taker, (answers) => this.checkAnswers(answers), (answers) => this.relayToGiver(answers))
+    ])
+    const takerViolation = this.takerViolation
+    if (this.giverFailure !== undefined) return takerViolation === undefined ? this.giverFailure : { ...this.giverFailure, takerViolation }
+    if (takerViolation !== undefined) return { failure: takerViolation, takerViolation }
+    if (this.takerGone) return { failure: 'taker disconnected' }
+    return null
+  }
+
+  private takerOwes (): boolean { return !this.takerGone && this.answered < this.completed }
+
+  /** No more is relayed to the taker; its remaining files are answered "failed" to the giver. */
+  private dropTaker (violation?: string): void {
+    if (this.takerGone) return
+    this.takerGone = true
+    this.takerViolation = violation
+    this.link.taker.interrupt({ kind: 'stopped' })
+    this.link.clocks()
+  }
+
+  private failGiver (failure: ReadFailure, during: string): void {
+    this.giverFailure = giverFailure(failure, during, this.link.input.idleLimitMs)
+    for (const d of this.through) d.resolve()
+    // The taker may still owe answers for files it has whole: they are read (not relayed) first.
+    if (!this.takerOwes()) this.link.taker.interrupt({ kind: 'stopped' })
+    this.link.clocks()
+  }
+
+  private fileThrough (i: number): void {
+    this.completed = i + 1
+    this.link.clocks()
+    this.through[i].resolve()
+  }
+
+  /** The giver's frames, checked against the getlist: yields what to relay, reports each file's boundaries. */
+  private async * checkFiles (frames: AsyncIterable<Next>): AsyncGenerator<Frame> {
+    let i = 0
+    /** Bytes of paths[i] still to come, null while its header is; and how many the header announced. */
+    let remaining: number | null = null
+    let announced = 0
+    for await (const n of frames) {
+      const path = this.paths[i]
+      if (remaining === null) {
+        if (n.kind !== 'frame') return this.failGiver(readFailure(n as Exclude<Next, { kind: 'frame' }>), `before the header of ${path}`)
+        if (n.frame.kind !== 'json') return this.failGiver({ kind: 'binary' }, `before the header of ${path}`)
+        const header = validateFileHeader(n.frame.value, this.wanted[i])
+        if (!header.ok) return this.failGiver({ kind: 'broken', detail: header.detail }, `at ${path}`)
+        yield n.frame
+        this.headersSent = i + 1
+        const h = header.value
+        if (h.type === 'missing') {
+          this.report({ type: 'file.missing', path, reason: h.reason })
+        } else {
+          remaining = announced = bytesFollowing(h)
+          this.report(h.offset === undefined ? { type: 'file.started', path, size: h.size } : { type: 'file.started', path, size: h.size, offset: h.offset })
+        }
+      } else {
+        if (n.kind !== 'frame') return this.failGiver(readFailure(n as Exclude<Next, { kind: 'frame' }>), `with ${remaining} bytes of ${path} to go`)
+        const b = n.frame
+        if (b.kind !== 'binary') {
+          return this.failGiver({ kind: 'broken', detail: `a JSON frame where ${remaining} bytes of ${path} were expected` }, `in ${path}`)
+        }
+        // A frame's first piece tells its whole size: one that would overrun the file is refused before any of it is relayed.
+        const piece = b.bytes.byteLength
+        if ((isBinaryPiece(b) && b.first ? Math.max(b.frameLength, piece) : piece) > remaining) {
+          return this.failGiver({ kind: 'broken', detail: `binary frames of ${path} exceed the ${announced} bytes its header announced` }, `in ${path}`)
+        }
+        yield b
+        remaining -= piece
+      }
+      if (remaining !== null && remaining > 0) continue
+      if (remaining === 0) this.report({ type: 'file.through', path, bytes: announced })
+      remaining = null
+      this.fileThrough(i++)
+      if (i === this.paths.length) return
+    }
+  }
+
+  /** Writes to the taker with backpressure; drops everything once the taker is gone. */
+  private async relayToTaker (frames: AsyncIterable<Frame>): Promise<void> {
+    const port = this.link.input.takerPort
+    for await (const frame of frames) {
+      if (this.takerGone) continue
+      if (frame.kind === 'json') {
+        port.sendJson(frame.value)
+      } else {
+        this.drainSince = performance.now()
+        await port.sendBinary(frame.bytes, frame.bytes.byteLength)
+        this.drainSince = null
+      }
+    }
+  }
+
+  /** Why the taker's next frame is not an answer the relay can take, or null when it is `ack`. */
+  private answerRefusal (a: Next, path: string): string | 'stop' | 'gone' | null {
+    if (a.kind === 'stopped') return 'stop' // the taker was dropped, or the giver failed and the taker owes nothing more
+    if (a.kind === 'gone') return 'gone'
+    if (a.kind === 'idle') return `taker idle for ${this.link.idleFor} with its answer for ${path} owed`
+    if (a.kind === 'broken') return `taker broke the protocol: ${a.detail}`
+    return a.frame.kind === 'json' ? null : `taker sent bytes instead of an answer for ${path}`
+  }
+
+  /** The taker's answers, checked: yields what to relay to the giver. A gone taker's files are answered "failed" once each is through. */
+  private async * checkAnswers (answers: AsyncIterable<Next>): AsyncGenerator<JsonValue> {
+    let i = 0
+    for await (const a of answers) {
+      const path = this.paths[i]
+      const refusal = this.answerRefusal(a, path)
+      if (refusal === 'stop') break
+      if (refusal !== null) {
+        this.dropTaker(refusal === 'gone' ? undefined : refusal)
+        break
+      }
+      const value = (a as { frame: { value: JsonValue } }).frame.value
+      const ack = validateFileAck(value, path)
+      if (!ack.ok || i >= this.headersSent) {
+        this.dropTaker(ack.ok ? `taker answered for ${path} before it was sent` : ack.detail)
+        break
+      }
+      this.answered = ++i
+      this.link.taker.clock = null
+      this.link.clocks()
+      if (this.giverFailure === undefined) {
+        yield value
+        this.report({ type: 'file.answered', path, ok: ack.value.type === 'ok' })
+      }
+      if (i === this.paths.length || this.takerGone || (this.giverFailure !== undefined && !this.takerOwes())) break
+    }
+    // No taker any more: the giver still gets an answer for each file, once it is through.
+    for (; i < this.paths.length; i++) {
+      await this.through[i].promise
+      if (this.giverFailure !== undefined) return
+      yield ['failed', this.paths[i], 'taker disconnected']
+      this.report({ type: 'file.answered', path: this.paths[i], ok: false })
+    }
+  }
+
+  private async relayToGiver (answers: AsyncIterable<JsonValue>): Promise<void> {
+    for await (const answer of answers) this.link.input.giverPort.sendJson(answer)
+  }
+}
+
+/**
+ * The giver actor's `relayPipe`: the bytes of one §5 relay, outside the state
+ * machines. It borrows both connections' frames while it runs, reads the
+ * messages the giver machine asks for, relays the files, and gives the frames
+ * back when told to close (or when stopped).
+ */
+export const relayPipe = fromCallback<RelayPipeCommand, RelayPipeInput>(({ input, sendBack, receive }) => {
+  const link = new Link(input)
+  const report = (e: RelayPipeEvent): void => { if (!link.closed) sendBack(e) }
+  const crashed = (err: Error): RelayFailure => ({
+    failure: `relay crashed: ${err.message}`, takerError: { code: 'relay_failed', detail: 'internal relay error' }
+  })
+  receive((command) => {
+    switch (command.type) {
+      case 'pipe.readGiver':
+      case 'pipe.readTaker': {
+        const giver = command.type === 'pipe.readGiver'
+        readMessage(giver ? link.giver : link.taker).then(
+          (r) => report('value' in r
+            ? { type: giver ? 'giver.message' : 'taker.message', value: r.value }
+            : { type: giver ? 'giver.failed' : 'taker.failed', failure: r }),
+          (err: Error) => report({ type: giver ? 'giver.failed' : 'taker.failed', failure: { kind: 'broken', detail: `relay crashed: ${err.message}` } })
+        )
+        break
+      }
+      case 'pipe.stream':
+        new FileRelay(link, command.wanted, report).run().then(
+          (failure) => report({ type: 'files.ended', failure }),
+          (err: Error) => report({ type: 'files.ended', failure: crashed(err) })
+        )
+        break
+      case 'pipe.close':
+        link.close(command.dropGiver, command.dropTaker)
+        break
+    }
+  })
+  return () => link.close(false, false)
 })

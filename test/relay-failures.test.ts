@@ -319,7 +319,7 @@ describe('relay failures', () => {
     await expectError(t, 'relay_failed')
     await expectYours(t)
     await expectClosedForProtocol(g)
-    expect(failedLine()).toMatch(/exceed its size of 10 bytes/)
+    expect(failedLine()).toMatch(/exceed the 10 bytes its header announced/)
     await expectUsable([t])
   })
 

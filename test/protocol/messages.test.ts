@@ -3,8 +3,7 @@ import fc from 'fast-check'
 import {
   ERROR_CODES, MAX_MESSAGE_BYTES, MAX_USERNAME_BYTES, NOBODY, TIMESTAMP_PATTERN, ZERO_TIMESTAMP,
   errorMessage, isErrorCode, isNewer, isTimestamp, parseErrorMessage, parseRequest,
-  validateAnalyticsSubmission, validateAssetsSubmission, validateFileAck, validateFileHeader,
-  validateGetlist, validateHandshakeString, validateManifest, validateStorySubmission, validateUsername,
+  validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString, validateStorySubmission, validateUsername,
   type ErrorCode, type Validated
 } from '../../protocol/index.ts'
 
@@ -70,9 +69,9 @@ describe('timestamps and errors (§2)', () => {
     expect(NOBODY).toBe('0.0.0.0:0000')
   })
 
-  it('knows exactly the ten error codes of §2', () => {
+  it('knows exactly the eleven error codes of §2', () => {
     expect([...ERROR_CODES].sort()).toEqual([
-      'bad_handshake', 'bad_path', 'bad_request', 'busy', 'no_such_user', 'protocol',
+      'bad_handshake', 'bad_path', 'bad_request', 'busy', 'no_such_folder', 'no_such_user', 'protocol',
       'relay_failed', 'relay_timeout', 'unknown_request', 'would_deadlock'
     ])
     for (const c of ERROR_CODES) expect(isErrorCode(c)).toBe(true)
@@ -331,100 +330,3 @@ describe('parseRequest (§4)', () => {
   })
 })
 
-// ------------------------------------------------------------------ §5 relay
-
-describe('relay (§5)', () => {
-  const manifest = { 'render/0001.png': 'ab12', 'render/0002.png': 'cd34', 'scene.blend': '', 'tex/木.jpg': 'ef' }
-
-  it('validateManifest accepts {relative file path: hash string}', () => {
-    expect(expectOk(validateManifest({}))).toEqual({})
-    expect(expectOk(validateManifest(manifest))).toEqual(manifest)
-  })
-
-  it('validateManifest refuses a non-object with protocol', () => {
-    for (const v of [null, [], ['render/0001.png'], 'manifest', 0]) expectRefused(validateManifest(v), 'protocol', 'manifest expects')
-  })
-
-  it('validateManifest refuses a refused relative path with protocol, saying why', () => {
-    expectRefused(validateManifest({ '/abs.png': 'h' }), 'protocol', 'manifest:', 'absolute')
-    expectRefused(validateManifest({ '../x': 'h' }), 'protocol', "'..'")
-    expectRefused(validateManifest({ 'a//b': 'h' }), 'protocol', 'empty segment')
-    expectRefused(validateManifest({ '': 'h' }), 'protocol', 'empty')
-    expectRefused(validateManifest({ 'C:/x': 'h' }), 'protocol', 'drive letter')
-    expectRefused(validateManifest({ 'a\\b': 'h' }), 'protocol', 'backslash')
-  })
-
-  it('validateManifest refuses a non-string hash with protocol, naming the file', () => {
-    for (const hash of [null, 1, [], {}, true]) expectRefused(validateManifest({ 'ok.png': 'h', 'render/0001.png': hash }), 'protocol', '"render/0001.png"', 'must be a string')
-  })
-
-  it('validateGetlist accepts any duplicate-free subset of the manifest keys, in any order', () => {
-    expect(expectOk(validateGetlist([], manifest))).toEqual([])
-    expect(expectOk(validateGetlist(['scene.blend', 'render/0001.png'], manifest))).toEqual(['scene.blend', 'render/0001.png'])
-    fc.assert(fc.property(fc.shuffledSubarray(Object.keys(manifest)), (list) => {
-      expect(expectOk(validateGetlist(list, manifest))).toEqual(list)
-    }))
-  })
-
-  it('validateGetlist refuses an entry not in the manifest with bad_request, naming it', () => {
-    expectRefused(validateGetlist(['render/0003.png'], manifest), 'bad_request', '"render/0003.png"', 'not in the manifest')
-    expectRefused(validateGetlist(['render/0001.png'], {}), 'bad_request', 'not in the manifest')
-    expectRefused(validateGetlist(['toString'], manifest), 'bad_request', 'not in the manifest')
-  })
-
-  it('validateGetlist refuses duplicates with bad_request, naming the entry', () => {
-    expectRefused(validateGetlist(['scene.blend', 'render/0001.png', 'scene.blend'], manifest), 'bad_request', '"scene.blend"', 'twice')
-  })
-
-  it('validateGetlist refuses bad paths and wrong shapes with bad_request', () => {
-    expectRefused(validateGetlist(['/render/0001.png'], manifest), 'bad_request', 'getlist:', 'absolute')
-    expectRefused(validateGetlist(['../x'], manifest), 'bad_request', "'..'")
-    expectRefused(validateGetlist([1], manifest), 'bad_request', 'must be a string')
-    expectRefused(validateGetlist([null], manifest), 'bad_request', 'must be a string')
-    for (const v of [null, {}, 'render/0001.png', manifest, 0]) expectRefused(validateGetlist(v, manifest), 'bad_request', 'getlist expects')
-  })
-
-  it('validateFileHeader accepts ["file", expected path, non-negative integer size]', () => {
-    expect(expectOk(validateFileHeader(['file', 'render/0001.png', 1048576], 'render/0001.png'))).toEqual({ type: 'file', path: 'render/0001.png', size: 1048576 })
-    expect(expectOk(validateFileHeader(['file', 'a', 0], 'a'))).toEqual({ type: 'file', path: 'a', size: 0 })
-    expect(expectOk(validateFileHeader(['file', 'a', Number.MAX_SAFE_INTEGER], 'a'))).toMatchObject({ size: Number.MAX_SAFE_INTEGER })
-    expect(expectOk(validateFileHeader(['file', 'a', 5.0], 'a'))).toMatchObject({ size: 5 })
-  })
-
-  it('validateFileHeader accepts ["missing", expected path, reason]', () => {
-    expect(expectOk(validateFileHeader(['missing', 'render/0002.png', 'permission denied'], 'render/0002.png')))
-      .toEqual({ type: 'missing', path: 'render/0002.png', reason: 'permission denied' })
-  })
-
-  it('validateFileHeader refuses a header out of getlist order with protocol, naming both paths', () => {
-    expectRefused(validateFileHeader(['file', 'render/0002.png', 10], 'render/0001.png'), 'protocol', '"render/0002.png"', '"render/0001.png"', 'next in the getlist')
-    expectRefused(validateFileHeader(['missing', 'render/0002.png', 'gone'], 'render/0001.png'), 'protocol', '"render/0002.png"', '"render/0001.png"')
-    expectRefused(validateFileHeader(['file', 1, 10], 'a'), 'protocol', 'next in the getlist')
-  })
-
-  it('validateFileHeader refuses a size that is not a non-negative integer with protocol', () => {
-    for (const size of [-1, 1.5, '10', null, Number.MAX_SAFE_INTEGER + 1, 1e300, [10], -0.5]) {
-      expectRefused(validateFileHeader(['file', 'a', size], 'a'), 'protocol', '"a"', 'non-negative integer')
-    }
-  })
-
-  it('validateFileHeader refuses a "missing" without a string reason, and any other shape, with protocol', () => {
-    for (const reason of [null, 1, ['x']]) expectRefused(validateFileHeader(['missing', 'a', reason], 'a'), 'protocol', 'missing expects')
-    const shapes: unknown[] = [['file', 'a'], ['file', 'a', 1, 2], ['missing', 'a'], ['ok', 'a'], [], 'file', null, { file: 'a' }, ['error', 'protocol', 'x']]
-    for (const v of shapes) expectRefused(validateFileHeader(v, 'a'), 'protocol', 'expected ["file", path, size] or ["missing", path, reason]', '"a"')
-  })
-
-  it('validateFileAck accepts ["ok", path] and ["failed", path, reason] for the expected path', () => {
-    expect(expectOk(validateFileAck(['ok', 'render/0001.png'], 'render/0001.png'))).toEqual({ type: 'ok', path: 'render/0001.png' })
-    expect(expectOk(validateFileAck(['failed', 'render/0001.png', 'disk full'], 'render/0001.png')))
-      .toEqual({ type: 'failed', path: 'render/0001.png', reason: 'disk full' })
-  })
-
-  it('validateFileAck refuses another path or shape with bad_request, naming the expected path', () => {
-    const values: unknown[] = [
-      ['ok', 'render/0002.png'], ['ok'], ['ok', 'a', 'b'], ['failed', 'render/0002.png', 'x'], ['failed', 'render/0001.png'],
-      ['failed', 'render/0001.png', 1], ['OK', 'render/0001.png'], 'ok', null, {}, ['file', 'render/0001.png', 1]
-    ]
-    for (const v of values) expectRefused(validateFileAck(v, 'render/0001.png'), 'bad_request', '"render/0001.png"', 'got')
-  })
-})
