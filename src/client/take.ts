@@ -101,7 +101,9 @@ export async function take (ch: Channel, o: TakeOptions): Promise<GetResult> {
 
 class Take {
   private files = 0
+  /** Bytes received in all, and those of files put in place. */
   private bytes = 0
+  private bytesPlaced = 0
   private bytesTotal = 0
   private done = 0
   private wanted: PlannedFile[] = []
@@ -118,7 +120,7 @@ class Take {
 
   private result (): GetResult {
     return {
-      files: this.files, bytes: this.bytes, failed: [...this.failed], skipped: this.skipped, resumed: this.resumed,
+      files: this.files, bytes: this.bytesPlaced, failed: [...this.failed], skipped: this.skipped, resumed: this.resumed,
       bytesResumed: this.bytesResumed, conflicts: [...this.conflicts], deleted: [...this.deleted]
     }
   }
@@ -282,6 +284,7 @@ class Take {
       reason = `hash mismatch${offset > 0 ? ' after resuming' : ''}: got ${digest.slice(0, 12)}…, the manifest says ${w.offered.hash.slice(0, 12)}…`
     }
     if (reason === null) reason = await this.putInPlace(w, rootReal, digest)
+    if (reason === null) this.bytesPlaced += size - offset
     if (reason !== null) {
       // A part that failed its check is useless: it goes.
       await unlink(w.part).catch(() => {})

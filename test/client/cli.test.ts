@@ -63,7 +63,7 @@ describe('command-line client', () => {
     const root = await scene.dir()
     const r = await cli([...global, '--root', root, 'get', 'gina', '/chr/Moria'])
     expect(r).toMatchObject({ code: 0, stderr: '' })
-    expect(r.stdout).toMatch(/^got 5 files .* 0 failed\n$/)
+    expect(r.stdout).toMatch(/^got 5 files \(3\.0 MiB\) of \/chr\/Moria from gina \| 0 up to date \| 0 conflicts \| 0 deleted \| 0 failed \| [\d.]+ s \| [\d.]+ \S+\/s\n$/)
     const files = sampleFolder()
     expect(await listTree(join(root, 'chr/Moria'))).toEqual(Object.keys(files).sort())
     expect(await readFile(join(root, 'chr/Moria/Mória/ñandú 🎬.txt'), 'utf8')).toBe(files['Mória/ñandú 🎬.txt'])

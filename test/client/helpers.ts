@@ -62,12 +62,13 @@ export async function writeTree (root: string, files: Record<string, Uint8Array 
   }
 }
 
-/** Every file under `dir`, as relative paths (with `/`), sorted. */
-export async function listTree (dir: string): Promise<string[]> {
+/** Every file under `dir`, as relative paths (with `/`), sorted; the client's own `.vcmu` folder only with `withClientDir`. */
+export async function listTree (dir: string, withClientDir = false): Promise<string[]> {
   const out: string[] = []
   const walk = async (d: string, prefix: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       const rel = prefix === '' ? e.name : `${prefix}/${e.name}`
+      if (rel === '.vcmu' && !withClientDir) continue
       if (e.isDirectory()) await walk(join(d, e.name), rel)
       else out.push(rel)
     }
