@@ -337,6 +337,8 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
       return Promise.reject(new ClientError('bad_path', `folder ${JSON.stringify(folder)} is not a project path inside the root`))
     }
     return this.enqueue(async () => {
+      // The giver's name goes into conflict copies' names: learn it if this client does not know it yet.
+      if (options.giverName === undefined && this.usersMap[userId] === undefined) await this.usersExchange()
       this.ch.sendJson(['get', userId, folder])
       return await take(this.ch, {
         root: this.root,

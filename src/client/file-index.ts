@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 /** The client's own folder inside a root: index, trash. Never served, never deleted by `get --delete`. */
 export const CLIENT_DIR = '.vcmu'
 export const INDEX_FILE = 'index.sqlite'
+const SCHEMA_VERSION = 1
 
 /** What a file looked like when it was hashed. */
 export interface IndexedFile {
@@ -13,6 +14,8 @@ export interface IndexedFile {
   readonly ctimeMs: number
   readonly ino: number
   readonly hash: string
+  /** When it was hashed (ms since the epoch): a file changed in the same clock tick looks unchanged, see HashCache. */
+  readonly hashedAt: number
 }
 
 /** An interrupted download: `bytes` of the file whose whole hash is `hash` are in the part file. */
@@ -35,7 +38,7 @@ export interface PartRecord {
 export class FileIndex {
   private readonly db: Database.Database
   private readonly getFile: Database.Statement<[string], IndexedFile>
-  private readonly putFile: Database.Statement<[string, number, number, number, number, string]>
+  private readonly putFile: Database.Statement<[string, number, number, number, number, string, number]>
   private readonly delFile: Database.Statement<[string]>
   private readonly getFetched: Database.Statement<[string], { hash: string }>
   private readonly putFetched: Database.Statement<[string, string]>
@@ -51,14 +54,19 @@ export class FileIndex {
     // An index is a cache of what the disk says: losing its last writes in a power cut only costs a re-hash.
     db.pragma('synchronous = NORMAL')
     db.pragma('busy_timeout = 5000')
+    if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      // Another layout (an older client): the index is only a cache, start it again.
+      db.exec('DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS fetched; DROP TABLE IF EXISTS parts;')
+      db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    }
     db.exec(`
       CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms REAL NOT NULL,
-        ctime_ms REAL NOT NULL, ino INTEGER NOT NULL, hash TEXT NOT NULL) WITHOUT ROWID;
+        ctime_ms REAL NOT NULL, ino INTEGER NOT NULL, hash TEXT NOT NULL, hashed_at REAL NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS fetched (path TEXT PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, hash TEXT NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID;
     `)
-    this.getFile = db.prepare('SELECT size, mtime_ms AS mtimeMs, ctime_ms AS ctimeMs, ino, hash FROM files WHERE path = ?')
-    this.putFile = db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, ctime_ms, ino, hash) VALUES (?, ?, ?, ?, ?, ?)')
+    this.getFile = db.prepare('SELECT size, mtime_ms AS mtimeMs, ctime_ms AS ctimeMs, ino, hash, hashed_at AS hashedAt FROM files WHERE path = ?')
+    this.putFile = db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, ctime_ms, ino, hash, hashed_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.delFile = db.prepare('DELETE FROM files WHERE path = ?')
     this.getFetched = db.prepare('SELECT hash FROM fetched WHERE path = ?')
     this.putFetched = db.prepare('INSERT OR REPLACE INTO fetched (path, hash) VALUES (?, ?)')
@@ -86,7 +94,7 @@ export class FileIndex {
   }
 
   setFile (path: string, f: IndexedFile): void {
-    this.putFile.run(path, f.size, f.mtimeMs, f.ctimeMs, f.ino, f.hash)
+    this.putFile.run(path, f.size, f.mtimeMs, f.ctimeMs, f.ino, f.hash, f.hashedAt)
   }
 
   forgetFile (path: string): void {

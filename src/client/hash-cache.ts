@@ -6,10 +6,22 @@ import { MAX_CHUNK } from '../../protocol/frame.ts'
 import { FileIndex, type IndexedFile, type PartRecord } from './file-index.ts'
 import { isInside } from './fs-safety.ts'
 
-const unchanged = (e: IndexedFile, s: Stats): boolean =>
+const sameStat = (e: Omit<IndexedFile, 'hash' | 'hashedAt'>, s: Stats): boolean =>
   e.size === s.size && e.mtimeMs === s.mtimeMs && e.ctimeMs === s.ctimeMs && e.ino === s.ino
 
-const recordOf = (s: Stats, hash: string): IndexedFile => ({ size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, hash })
+/**
+ * A file changed again within the same tick of the file system's clock keeps
+ * its size, mtime and ctime: an entry hashed that soon after the file's last
+ * change cannot be trusted ("racy", as git calls it) and is hashed again.
+ * File systems with whole-second times (FAT, HFS+, some shares) get 2 s.
+ */
+function racy (e: IndexedFile): boolean {
+  const coarse = e.mtimeMs % 1000 === 0 && e.ctimeMs % 1000 === 0
+  return e.hashedAt - Math.max(e.mtimeMs, e.ctimeMs) < (coarse ? 2_000 : 50)
+}
+
+const recordOf = (s: Stats, hash: string, hashedAt: number): IndexedFile =>
+  ({ size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, hash, hashedAt })
 
 export interface HashCacheOptions {
   /** Keep the index in memory only (default: `<root>/.vcmu/index.sqlite`, memory when the root cannot be written). */
@@ -73,7 +85,7 @@ export class HashCache {
     const before = known ?? await stat(path)
     const key = this.key(path)
     const cached = key === null ? undefined : this.index.file(key)
-    if (cached !== undefined && unchanged(cached, before)) {
+    if (cached !== undefined && sameStat(cached, before) && !racy(cached)) {
       this.hits++
       return { hash: cached.hash, size: cached.size }
     }
@@ -86,9 +98,10 @@ export class HashCache {
     const hash = h.digest('hex')
     this.hashed++
     const after = await stat(path)
+    const hashedAt = Date.now()
     if (key !== null) {
       // Only remember what did not change while it was read.
-      if (unchanged(recordOf(before, hash), after)) this.index.setFile(key, recordOf(after, hash))
+      if (sameStat(before, after)) this.index.setFile(key, recordOf(after, hash, hashedAt))
       else this.index.forgetFile(key)
     }
     return { hash, size: after.size }
@@ -97,7 +110,7 @@ export class HashCache {
   /** Records a hash already known (a file just received and verified). */
   remember (path: string, s: Stats, hash: string): void {
     const key = this.key(path)
-    if (key !== null) this.index.setFile(key, recordOf(s, hash))
+    if (key !== null) this.index.setFile(key, recordOf(s, hash, Date.now()))
   }
 
   forget (path: string): void {
