@@ -107,10 +107,13 @@ export class HashCache {
     return { hash, size: after.size }
   }
 
-  /** Records a hash already known (a file just received and verified). */
+  /**
+   * Records a hash already known: a file this client just wrote, verified and
+   * stat'ed. Trusted at once (not racy): nobody else had it before that stat.
+   */
   remember (path: string, s: Stats, hash: string): void {
     const key = this.key(path)
-    if (key !== null) this.index.setFile(key, recordOf(s, hash, Date.now()))
+    if (key !== null) this.index.setFile(key, recordOf(s, hash, Math.max(Date.now(), Math.max(s.mtimeMs, s.ctimeMs) + 2_000)))
   }
 
   forget (path: string): void {
