@@ -1,22 +1,32 @@
 import { execFile, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Client } from '../../src/client/index.ts'
 import { TIMESTAMP_PATTERN } from '../../protocol/messages.ts'
-import { listTree, PROJECT, sampleFolder, Scene, waitFor, writeTree } from './helpers.ts'
+import { join as joinRaw } from '../helpers/wire-client.ts'
+import { awaitGive, listTree, PROJECT, sampleFolder, Scene, sha256, waitFor, writeTree } from './helpers.ts'
 
 const CWD = new URL('../..', import.meta.url).pathname
 const CLI = ['--import', 'tsx', 'src/client/cli.ts']
+const BIN = join(CWD, 'src/client/bin.js')
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
-function cli (args: string[]): Promise<Run> {
+/** Runs the client; `cwd` and `env` as a user's shell would give them (the repository and npm's INIT_CWD by default). */
+function cli (args: string[], o: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { cwd: CWD, timeout: 15_000 }, (err, stdout, stderr) => {
+    const argv = o.cwd === undefined ? [...CLI, ...args] : [BIN, ...args]
+    execFile(process.execPath, argv, { cwd: o.cwd ?? CWD, env: o.env ?? process.env, timeout: 20_000 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : -1), stdout, stderr })
     })
   })
+}
+
+const withoutInitCwd = (): NodeJS.ProcessEnv => {
+  const env = { ...process.env }
+  delete env.INIT_CWD
+  return env
 }
 
 const scene = new Scene()
@@ -30,7 +40,7 @@ beforeAll(async () => {
   giverRoot = await scene.dir()
   await writeTree(join(giverRoot, 'chr/Moria'), sampleFolder())
   giver = await scene.client('gina', { root: giverRoot })
-  watcher = await scene.client('walt')
+  watcher = await scene.client('walt', { serve: false })
   global = ['--host', '127.0.0.1', '--port', String(scene.server.port), '--project', PROJECT]
 })
 afterAll(async () => { await scene.cleanup() })
@@ -91,18 +101,104 @@ describe('command-line client', () => {
     }
   })
 
-  it('fails with a non-zero exit and a one-line reason', async () => {
+  it('exit 2: usage, connection or handshake error, with a one-line reason', async () => {
     const wrong = await cli(['--port', String(scene.server.port), '--project', 'Other Film', 'users'])
-    expect(wrong.code).not.toBe(0)
-    expect(wrong.stdout).toBe('')
+    expect(wrong).toMatchObject({ code: 2, stdout: '' })
     expect(wrong.stderr).toMatch(/^vcstudio-multiuser-client: wrong project: [^\n]*"Other Film"\n$/)
 
-    const nobody = await cli([...global, 'get', 'nobody', '/chr'])
-    expect(nobody.code).not.toBe(0)
-    expect(nobody.stderr).toMatch(/^vcstudio-multiuser-client: no user named "nobody" is connected\n$/)
-
     const badPath = await cli([...global, 'at', '/../etc'])
-    expect(badPath.code).not.toBe(0)
+    expect(badPath.code).toBe(2)
     expect(badPath.stderr).toMatch(/^vcstudio-multiuser-client: server error bad_path: [^\n]*\n$/)
+
+    const usage = await cli([...global, 'get', 'gina'])
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toMatch(/missing required argument 'folder'/)
+
+    const refused = await cli(['--port', '1', '--project', PROJECT, 'get', 'gina', '/chr'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/connection refused by 127\.0\.0\.1:1/)
+
+    const noRoot = await cli([...global, '--root', join(giverRoot, 'no/such/dir'), 'serve'])
+    expect(noRoot.code).toBe(2)
+    expect(noRoot.stderr).toMatch(/the root .*no\/such\/dir does not exist/)
+  })
+
+  it('exit 3: nothing to get (no such user, no such folder, giver not serving)', async () => {
+    const nobody = await cli([...global, 'get', 'nobody', '/chr'])
+    expect(nobody.code).toBe(3)
+    expect(nobody.stderr).toMatch(/^vcstudio-multiuser-client: no user named "nobody" is connected\n$/)
+    const noId = await cli([...global, 'get', '10.1.2.3:4', '/chr'])
+    expect(noId.code).toBe(3)
+    const noFolder = await cli([...global, '--root', await scene.dir(), 'get', 'gina', '/chr/Nobody'])
+    expect(noFolder.code).toBe(3)
+    expect(noFolder.stderr).toMatch(/nothing to get: no such folder/)
+    const watching = await cli([...global, '--root', await scene.dir(), 'get', 'walt', '/chr'])
+    expect(watching.code).toBe(3)
+    expect(watching.stderr).toMatch(/nothing to get: not serving/)
+  })
+
+  it('exit 0 when already up to date; exit 1 when a file fails', async () => {
+    const root = await scene.dir()
+    expect((await cli([...global, '--root', root, 'get', 'gina', '/chr/Moria'])).code).toBe(0)
+    const again = await cli([...global, '--root', root, 'get', 'gina', '/chr/Moria'])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toMatch(/^got 0 files \(0 B\) .* \| 5 up to date \|/)
+
+    const { client: liar } = await joinRaw(scene.server.port, PROJECT, { username: 'lena' })
+    try {
+      const run = cli([...global, '--root', root, 'get', 'lena', '/f'])
+      await awaitGive(liar)
+      liar.send({ 'a.txt': sha256('a'), 'b.txt': sha256('b') })
+      expect(await liar.recv()).toEqual(['a.txt', 'b.txt'])
+      liar.send(['file', 'a.txt', 1])
+      liar.sendBinary(new TextEncoder().encode('a'))
+      liar.send(['missing', 'b.txt', 'locked by Blender'])
+      const r = await run
+      expect(r.code).toBe(1)
+      expect(r.stdout).toMatch(/^got 1 files .* \| 1 failed \|/)
+      expect(r.stderr).toMatch(/^failed \| b\.txt \| missing on the giver: locked by Blender\n/)
+    } finally {
+      liar.close()
+    }
+  })
+
+  it('--root defaults to INIT_CWD under npm, else to the current folder', async () => {
+    const fromNpm = await scene.dir()
+    const r = await cli([...global, 'get', 'gina', '/chr/Moria'], { env: { ...process.env, INIT_CWD: fromNpm } })
+    expect(r.code).toBe(0)
+    expect(await listTree(join(fromNpm, 'chr/Moria'))).toHaveLength(5)
+    const here = await scene.dir()
+    const plain = await cli([...global, 'get', 'gina', '/chr/Moria'], { cwd: here, env: withoutInitCwd() })
+    expect(plain.code).toBe(0)
+    expect(await listTree(join(here, 'chr/Moria'))).toHaveLength(5)
+  })
+
+  it('--json: phases, progress and a final summary as JSON lines; --dry-run lists and changes nothing', async () => {
+    const root = await scene.dir()
+    const r = await cli([...global, '--root', root, 'get', 'gina', '/chr/Moria', '--json'])
+    expect(r.code).toBe(0)
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(events.filter((e) => e.event === 'phase').map((e) => e.phase)).toEqual(['connecting', 'waiting', 'checking', 'transferring', 'done'])
+    expect(events.some((e) => e.event === 'progress' && e.phase === 'transferring' && typeof e.rate === 'number')).toBe(true)
+    expect(events.at(-1)).toMatchObject({ event: 'summary', exitCode: 0, files: 5, upToDate: 0, failed: [], conflicts: [], deleted: [] })
+
+    await writeFile(join(giverRoot, 'chr/Moria/readme.txt'), 'changed by gina\n')
+    await writeFile(join(root, 'chr/Moria/extra.txt'), 'only here')
+    const dry = await cli([...global, '--root', root, 'get', 'gina', '/chr/Moria', '--dry-run', '--delete'])
+    expect(dry.code).toBe(0)
+    expect(dry.stdout).toBe('changed | readme.txt\nwould delete | extra.txt\n' +
+      'dry run: 0 new | 1 changed | 0 conflicts | 1 would be deleted | 4 up to date | 0 refused | nothing was changed\n')
+    expect(await readFile(join(root, 'chr/Moria/readme.txt'), 'utf8')).toBe('Moria, the dwarf\n')
+    expect(await listTree(join(root, 'chr/Moria'))).toContain('extra.txt')
+  })
+
+  it('--help tells the exit codes and the get options', async () => {
+    const help = await cli(['get', '--help'])
+    expect(help.code).toBe(0)
+    for (const o of ['--delete', '--dry-run', '--json']) expect(help.stdout).toContain(o)
+    const top = await cli(['--help'])
+    top.stdout = top.stdout.replace(/\s+/g, ' ')
+    expect(top.stdout).toMatch(/Exit codes: 0 done, 1 some files or the relay failed, 2 usage, connection or handshake error, 3 nothing to get/)
+    expect(top.stdout).toMatch(/--root <dir>.*default: the folder you ran the command from/s)
   })
 })

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { connect, type Client, type ClientEvents, type ConnectOptions } from '../../src/client/index.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import type { WireClient } from '../helpers/wire-client.ts'
 
 export const PROJECT = 'Test Film'
 
@@ -86,4 +87,22 @@ export function sampleFolder (): Record<string, Uint8Array | string> {
     'render/deep/er/still/notes.md': '# notes\n',
     'Mória/ñandú 🎬.txt': 'unicode ✓\n'
   }
+}
+
+/** A raw giver passes until the server hands it `["give", folder]`; returns the folder. */
+export async function awaitGive (w: WireClient): Promise<string> {
+  for (let round = 0; round < 200; round++) {
+    w.send('yours')
+    while (true) {
+      const v = await w.recv(15_000)
+      if (v === 'yours') break
+      if (Array.isArray(v) && v[0] === 'give') return v[1] as string
+      if (v === 'story' || v === 'assets' || v === 'analytics') {
+        w.send(v === 'assets' ? {} : [{}, '0000/00/00-00:00:00'])
+        await w.recv()
+        w.send('ack')
+      }
+    }
+  }
+  throw new Error('no give came')
 }
