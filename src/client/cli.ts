@@ -58,9 +58,11 @@ export function defaultRoot (env: NodeJS.ProcessEnv = process.env, cwd: string =
 
 const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim()
 
-async function open (g: GlobalOptions, serve = false): Promise<Client> {
+/** A connection; `stay` for serve and watch (they pass the turn to get notifications), else one that keeps its turn between requests. */
+async function open (g: GlobalOptions, serve = false, stay = false): Promise<Client> {
   return await connect({
-    host: g.host, port: g.port, username: g.username, project: g.project, secret: g.secret, root: resolve(g.root), serve, protocolRevision: g.protocolRevision
+    host: g.host, port: g.port, username: g.username, project: g.project, secret: g.secret, root: resolve(g.root), serve,
+    protocolRevision: g.protocolRevision, holdTurnWhenIdle: !stay
   })
 }
 
@@ -201,7 +203,7 @@ async function stay (g: GlobalOptions, serve: boolean, at: string | undefined, s
   const { stop, off } = signalled()
   try {
     await stayConnected({
-      open: async () => await open(g, serve),
+      open: async () => await open(g, serve, true),
       onConnected: async (c, reconnected) => {
         if (!reconnected) console.log(`${serve ? `serving ${resolve(g.root)}` : 'watching'} as ${c.userId} | Ctrl-C to stop`)
         setup(c)

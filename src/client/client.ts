@@ -60,6 +60,15 @@ export interface ConnectOptions {
    * whose hold is 0, so the client never spins.
    */
   idlePassIntervalMs?: number
+  /**
+   * Keep the turn while idle instead of passing it (default false): requests
+   * then go out at once, never waiting for the end of a held pass (up to the
+   * server's turn hold), but notifications and gives wait until the next
+   * request. For short-lived clients that only make requests (the CLI's
+   * users, say, at, get). The turn is still passed every 30 s (the server's
+   * idle limit is 120 s by default).
+   */
+  holdTurnWhenIdle?: boolean
   /** Connecting plus handshake plus initial sync, in ms (default 10 000). */
   timeoutMs?: number
   /** Largest frame accepted from the server (default 64 MiB). */
@@ -248,6 +257,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
   private wakeUp: (() => void) | null = null
   private readonly ownsCache: boolean
   private readonly revision: 1 | 2
+  private readonly holdTurnWhenIdle: boolean
 
   constructor (ch: Channel, o: ConnectOptions, state: LocalState, initial: Initial) {
     super()
@@ -261,6 +271,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     this.hashCache = o.hashCache ?? new HashCache(o.root)
     this.ownsCache = o.hashCache === undefined
     this.revision = o.protocolRevision ?? 2
+    this.holdTurnWhenIdle = o.holdTurnWhenIdle ?? false
     this.serve = o.serve ?? true
     this.autoRefreshUsers = o.autoRefreshUsers ?? true
     this.idlePassIntervalMs = o.idlePassIntervalMs ?? 250
@@ -407,6 +418,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
           await this.usersExchange()
           continue
         }
+        if (this.holdTurnWhenIdle && !this.closing && await this.idleHoldingTurn()) continue
         const started = performance.now()
         const delivered = await this.pass()
         const left = this.idlePassIntervalMs - (performance.now() - started)
@@ -430,6 +442,15 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     if (this.ownsCache) this.hashCache.close()
     this.emit('close', info)
     return info
+  }
+
+  /** Waits, holding the turn, for a request or close (true) or 30 s (false: time to pass). */
+  private async idleHoldingTurn (): Promise<boolean> {
+    if (this.queue.length > 0) return true
+    return await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => { this.wakeUp = null; resolve(false) }, 30_000)
+      this.wakeUp = () => { clearTimeout(t); resolve(true) }
+    })
   }
 
   private async endSocket (): Promise<void> {

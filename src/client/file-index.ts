@@ -127,6 +127,19 @@ export class FileIndex {
     this.delPart.run(path)
   }
 
+  /** A file put in place by `get`: its record, the hash it was fetched with, and no more part; one transaction. */
+  placed (path: string, part: string | null, f: IndexedFile): void {
+    this.placedTx(path, part, f)
+  }
+
+  private readonly placedTx = (path: string, part: string | null, f: IndexedFile): void => {
+    this.db.transaction(() => {
+      this.setFile(path, f)
+      this.setFetched(path, f.hash)
+      if (part !== null) this.forgetPart(part)
+    })()
+  }
+
   parts (): Array<{ path: string } & PartRecord> {
     return this.allParts.all()
   }

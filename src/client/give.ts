@@ -79,7 +79,7 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
 
   const sendFiles = async (): Promise<void> => {
     for (const { path, offset: asked } of list) {
-      const file = await openInside(root, folder, path)
+      const file = await openInside(root, built.rootReal, folder, path)
       if (typeof file === 'string') {
         ch.sendJson(['missing', path, file])
         continue
@@ -97,8 +97,7 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
         let remaining = size - offset
         if (remaining > 0) {
           try {
-            // `end` is inclusive: never more than announced, even if the file grew meanwhile.
-            for await (const chunk of createReadStream('', { fd: file, autoClose: false, start: offset, end: size - 1, highWaterMark: MAX_CHUNK })) {
+            for await (const chunk of readFrom(file, offset, size)) {
               const c = chunk as Buffer
               const n = Math.min(c.byteLength, remaining)
               if (n === 0) break
@@ -151,14 +150,13 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
 }
 
 /** Opens `root/<folder>/<rel>` for reading, or says why not; refuses whatever really lies outside the root. */
-async function openInside (root: string, folder: string, rel: string): Promise<FileHandle | string> {
+async function openInside (root: string, rootReal: string, folder: string, rel: string): Promise<FileHandle | string> {
   const dir = folderPath(root, folder)
   if (dir === null) return 'folder refused'
   const p = filePath(dir, rel)
   if (!p.ok) return p.reason
-  const rootReal = await realOrNull(root)
   const real = await realOrNull(p.path)
-  if (rootReal === null || real === null) return 'no such file'
+  if (real === null) return 'no such file'
   if (!isInside(rootReal, real)) return 'outside the served root'
   let fh: FileHandle
   try {
@@ -172,4 +170,21 @@ async function openInside (root: string, folder: string, rel: string): Promise<F
     return 'not a regular file'
   }
   return fh
+}
+
+/** The bytes of `fh` from `start` to `end` (exclusive): one read for a small file, a stream for a large one. */
+async function * readFrom (fh: FileHandle, start: number, end: number): AsyncGenerator<Uint8Array> {
+  if (end - start <= MAX_CHUNK) {
+    const buf = Buffer.allocUnsafe(end - start)
+    let filled = 0
+    while (filled < buf.byteLength) {
+      const { bytesRead } = await fh.read(buf, filled, buf.byteLength - filled, start + filled)
+      if (bytesRead === 0) break
+      filled += bytesRead
+    }
+    yield buf.subarray(0, filled)
+    return
+  }
+  // `end` is inclusive for streams: never more than announced, even if the file grew meanwhile.
+  yield * createReadStream('', { fd: fh, autoClose: false, start, end: end - 1, highWaterMark: MAX_CHUNK }) as AsyncIterable<Buffer>
 }

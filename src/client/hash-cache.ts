@@ -121,6 +121,14 @@ export class HashCache {
     if (key !== null) this.index.forgetFile(key)
   }
 
+  /** A file `get` just put in place at `real` from `part`: indexed (trusted, see `remember`), marked as fetched, its part forgotten; one transaction. */
+  placed (real: string, part: string, s: Stats, hash: string): void {
+    const key = this.key(real)
+    const partKey = this.key(part)
+    if (key === null) return
+    this.index.placed(key, partKey, recordOf(s, hash, Math.max(Date.now(), Math.max(s.mtimeMs, s.ctimeMs) + 2_000)))
+  }
+
   /** The hash `get` last put in place at `path` (a real path), if any. */
   fetched (path: string): string | undefined {
     const key = this.key(path)

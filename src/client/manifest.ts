@@ -34,8 +34,9 @@ export interface BuiltManifest {
   /** §5 manifest: `{relative file path: {hash, size, mtime, mode}}`. */
   readonly manifest: Record<string, WireEntry>
   readonly entries: Map<string, ManifestEntry>
-  /** The folder served, as a real path; null when it is missing, and `missing` says why. */
+  /** The folder served and the root, as real paths; null when it is missing, and `missing` says why. */
   readonly dirReal: string | null
+  readonly rootReal: string
   readonly missing?: string
 }
 
@@ -109,7 +110,7 @@ export const folderRelOf = (folder: string): string => folder.replace(/^\/+/, ''
  */
 export async function buildManifest (root: string, folder: string, cache: HashCache): Promise<BuiltManifest> {
   const where = await realFolder(root, folder)
-  if (typeof where === 'string') return { manifest: {}, entries: new Map(), dirReal: null, missing: where }
+  if (typeof where === 'string') return { manifest: {}, entries: new Map(), dirReal: null, rootReal: '', missing: where }
   const { rootReal, dirReal } = where
   const files = await walkFolder(rootReal, dirReal, folderRelOf(folder), IgnoreRules.load(rootReal))
 
@@ -124,5 +125,5 @@ export async function buildManifest (root: string, folder: string, cache: HashCa
     Object.defineProperty(manifest, f.rel, { value: entry, enumerable: true, writable: true, configurable: true })
     entries.set(f.rel, { real: f.real, hash: h.hash, size: h.size, mtimeMs: f.stats.mtimeMs, ino: f.stats.ino })
   })
-  return { manifest, entries, dirReal }
+  return { manifest, entries, dirReal, rootReal }
 }

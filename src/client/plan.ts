@@ -85,9 +85,18 @@ export async function makePlan (o: {
     candidates.push({ rel, path: p.path, offered })
   }
   let checked = 0
+  const dirs = new Map<string, Promise<{ real: string, exists: boolean } | null>>()
+  const folderOf = (dir: string): Promise<{ real: string, exists: boolean } | null> => {
+    let known = dirs.get(dir)
+    if (known === undefined) {
+      known = realTarget(o.rootReal, dir).then(async (real) => real === null ? null : { real, exists: await stat(real).then((s) => s.isDirectory(), () => false) })
+      dirs.set(dir, known)
+    }
+    return known
+  }
   const planned = await mapLimit(candidates, HASH_CONCURRENCY, async (c): Promise<PlannedFile | string> => {
     try {
-      return await planOne(o.rootReal, o.cache, c.rel, c.path, c.offered, o.tidy)
+      return await planOne(o.rootReal, o.cache, c.rel, c.path, c.offered, o.tidy, await folderOf(dirname(c.path)))
     } finally {
       o.onChecked(++checked, candidates.length)
     }
@@ -110,11 +119,23 @@ export async function makePlan (o: {
   return { files, extra, failed }
 }
 
-async function planOne (rootReal: string, cache: HashCache, rel: string, path: string, offered: Offered, tidy: boolean): Promise<PlannedFile | string> {
-  const target = await realTarget(rootReal, path)
+/** Where `path` lands: its folder's real path (resolved once per folder) joined with its name; a symlink is followed only inside the root. */
+async function landing (rootReal: string, path: string, folder: { real: string, exists: boolean } | null): Promise<string | null> {
+  if (folder === null) return null
+  const target = join(folder.real, basename(path))
+  if (!folder.exists) return target
+  const l = await lstat(target).catch(() => null)
+  if (l === null || !l.isSymbolicLink()) return target
+  return await realTarget(rootReal, target)
+}
+
+async function planOne (rootReal: string, cache: HashCache, rel: string, path: string, offered: Offered, tidy: boolean,
+  folder: { real: string, exists: boolean } | null): Promise<PlannedFile | string> {
+  const target = await landing(rootReal, path, folder)
   if (target === null) return 'refused: the target lies outside the root (symlink)'
   const part = partOf(target)
-  const local = await lstat(target).catch(() => null)
+  // A folder that does not exist yet holds no file and no part.
+  const local = folder?.exists === true ? await lstat(target).catch(() => null) : null
   let action: Action = 'new'
   if (local !== null) {
     if (!local.isFile()) return 'refused: something that is not a file is in the way'
@@ -125,7 +146,7 @@ async function planOne (rootReal: string, cache: HashCache, rel: string, path: s
   }
   let offset = 0
   const kept = cache.part(part)
-  const partSize = await stat(part).then((s) => s.isFile() ? s.size : -1, () => -1)
+  const partSize = folder?.exists === true ? await stat(part).then((s) => s.isFile() ? s.size : -1, () => -1) : -1
   if (action !== 'up to date' && kept?.hash === offered.hash && partSize > 0 && (offered.size === undefined || partSize <= offered.size)) {
     offset = partSize
   } else if (tidy && (kept !== undefined || partSize >= 0)) {

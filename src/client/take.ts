@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto'
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
-import { chmod, lstat, mkdir, realpath, rename, stat, truncate, unlink, utimes } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { lstat, mkdir, open, realpath, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, relative, sep } from 'node:path'
 import type { ErrorCode } from '../../protocol/errors.ts'
 import { MAX_CHUNK, type JsonValue } from '../../protocol/frame.ts'
@@ -81,6 +81,8 @@ export class GetError extends RequestError {
   }
 }
 
+/** Parts of files at least this large are recorded as they start, to resume even after a crash (smaller ones just start over). */
+const RECORD_PARTS_FROM = 1024 * 1024
 /** Progress for bytes is reported at most this often; phases and file ends always are. */
 const PROGRESS_EVERY_MS = 100
 
@@ -115,6 +117,7 @@ class Take {
   private readonly conflicts: Array<{ path: string, copy: string }> = []
   private readonly deleted: Array<{ path: string, trash: string }> = []
   private readonly started = new Date()
+  private readonly folders = new Map<string, Promise<string | null>>()
 
   constructor (private readonly ch: Channel, private readonly o: TakeOptions) {}
 
@@ -250,9 +253,11 @@ class Take {
     else if (offset < w.offset) this.bytesTotal += w.offset - offset // the giver would not resume: the whole file comes
     const sink = await this.openPart(w, rootReal, offset)
     let writeError: string | null = typeof sink === 'string' ? sink : null
-    const ws = typeof sink === 'string' ? null : sink.stream
+    const fh = typeof sink === 'string' ? null : sink.fh
     const hash = typeof sink === 'string' ? createHash('sha256') : sink.hash
-    ws?.on('error', (err) => { writeError ??= `cannot write: ${err.message}` })
+    // One write in flight while the next frame is read and hashed.
+    let pending: Promise<void> = Promise.resolve()
+    let at = offset
     let remaining = size - offset
     let relayError: { code: ErrorCode, detail: string } | null = null
     try {
@@ -264,17 +269,27 @@ class Take {
           throw unexpected(f.value, `${remaining} more bytes of ${JSON.stringify(w.rel)}`)
         }
         if (f.bytes.byteLength > remaining) throw new ClientError('bad_reply', `more bytes than announced for ${JSON.stringify(w.rel)}`)
-        for (const chunk of f.bytes) {
-          hash.update(chunk)
-          if (ws !== null && writeError === null && !ws.write(chunk)) await drainOrError(ws)
+        const chunks = [...f.bytes]
+        for (const chunk of chunks) hash.update(chunk)
+        await pending
+        if (fh !== null && writeError === null) {
+          const position = at
+          pending = writeAll(fh, chunks, position).catch((err: NodeJS.ErrnoException) => { writeError ??= `cannot write: ${err.code ?? err.message}` })
         }
+        at += f.bytes.byteLength
         remaining -= f.bytes.byteLength
         this.bytes += f.bytes.byteLength
         this.report('transferring', w.rel, false)
       }
     } finally {
       // Interrupted or not, what was written stays in the part (recorded when it was opened) to resume from.
-      if (ws !== null) writeError = await closeStream(ws) ?? writeError
+      await pending
+      if (fh !== null) {
+        if (remaining === 0 && writeError === null && w.offered.mtime !== undefined) {
+          await fh.utimes(new Date(), w.offered.mtime).catch(() => {})
+        }
+        await fh.close().catch((err: NodeJS.ErrnoException) => { writeError ??= `cannot write: ${err.code ?? err.message}` })
+      }
     }
     if (relayError !== null) return relayError
     if (offset > 0) { this.resumed++; this.bytesResumed += offset }
@@ -283,7 +298,7 @@ class Take {
     if (reason === null && digest !== w.offered.hash) {
       reason = `hash mismatch${offset > 0 ? ' after resuming' : ''}: got ${digest.slice(0, 12)}…, the manifest says ${w.offered.hash.slice(0, 12)}…`
     }
-    if (reason === null) reason = await this.putInPlace(w, rootReal, digest)
+    if (reason === null) reason = await this.putInPlace(w, digest)
     if (reason === null) this.bytesPlaced += size - offset
     if (reason !== null) {
       // A part that failed its check is useless: it goes.
@@ -305,39 +320,51 @@ class Take {
   }
 
   /** The part file, written from `offset` (the bytes before it hashed again), or why it cannot be. */
-  private async openPart (w: PlannedFile, rootReal: string, offset: number): Promise<{ stream: WriteStream, hash: Hash } | string> {
-    const real = await realTarget(rootReal, w.target)
-    if (real !== w.target) return 'refused: the target lies outside the root (symlink)'
+  private async openPart (w: PlannedFile, rootReal: string, offset: number): Promise<{ fh: FileHandle, hash: Hash } | string> {
     try {
-      await mkdir(dirname(w.part), { recursive: true })
-      // mkdir may have followed a symlink created meanwhile: check the parent again.
-      const parent = await realOrNull(dirname(w.part))
-      if (parent === null || !isInside(rootReal, parent)) return 'refused: the target lies outside the root (symlink)'
+      const folder = await this.folderInside(rootReal, dirname(w.part))
+      if (folder !== dirname(w.part)) return 'refused: the target lies outside the root (symlink)'
       const hash = createHash('sha256')
       if (offset > 0) {
         await truncate(w.part, offset)
         for await (const chunk of createReadStream(w.part, { start: 0, end: offset - 1, highWaterMark: MAX_CHUNK })) hash.update(chunk as Buffer)
       }
       // Recorded before the first byte, so even a killed client leaves a part the next get can resume.
-      this.o.cache.setPart(w.part, { hash: w.offered.hash, bytes: offset })
-      const stream = createWriteStream(w.part, { flags: offset > 0 ? 'r+' : 'w', start: offset, highWaterMark: 4 * 1024 * 1024 })
-      await new Promise<void>((resolve, reject) => {
-        stream.once('open', () => { stream.off('error', reject); resolve() })
-        stream.once('error', reject)
-      })
-      return { stream, hash }
+      if ((w.offered.size ?? Infinity) - offset >= RECORD_PARTS_FROM) this.o.cache.setPart(w.part, { hash: w.offered.hash, bytes: offset })
+      // Executable there: created executable here (the umask decides for whom). A resumed part has its mode already.
+      const mode = w.offered.mode !== undefined && (w.offered.mode & 0o111) !== 0 ? 0o777 : 0o666
+      const fh = await open(w.part, offset > 0 ? 'r+' : 'w', mode)
+      return { fh, hash }
     } catch (err) {
       return `cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
     }
   }
 
-  /** Metadata on the part, the local edit kept as a conflict copy, then the part renamed over the target. */
-  private async putInPlace (w: PlannedFile, rootReal: string, digest: string): Promise<string | null> {
-    // The target must still land inside the root (a folder may have become a symlink meanwhile).
-    const real = await realTarget(rootReal, w.target)
-    if (real !== w.target) return 'refused: the target lies outside the root (symlink)'
+  /**
+   * The real path of `dir` (created if needed), checked once per folder and
+   * get: null when it lies outside the root (a symlink on the way).
+   */
+  private folderInside (rootReal: string, dir: string): Promise<string | null> {
+    let known = this.folders.get(dir)
+    if (known === undefined) {
+      known = (async () => {
+        if (await realTarget(rootReal, dir) === null) return null
+        await mkdir(dir, { recursive: true })
+        // mkdir may have followed a symlink created meanwhile: check again.
+        const real = await realOrNull(dir)
+        return real !== null && isInside(rootReal, real) ? real : null
+      })()
+      this.folders.set(dir, known)
+    }
+    return known
+  }
+
+  /** The local edit kept as a conflict copy, then the part renamed over the target, and the index told. */
+  private async putInPlace (w: PlannedFile, digest: string): Promise<string | null> {
+    const real = w.target
     try {
-      await applyMetadata(w.part, w.offered.mtime, w.offered.mode)
+      // The folder must still be where it was (not swapped for a symlink meanwhile).
+      if (await realOrNull(dirname(real)) !== dirname(real)) return 'refused: the target lies outside the root (symlink)'
       const local = await lstat(real).catch(() => null)
       if (local !== null && local.isFile()) {
         // Checked again now: the file may have been edited since the plan.
@@ -346,11 +373,11 @@ class Take {
           const copy = await keepAsConflict(real, this.o.giverName ?? this.o.giver, this.started)
           this.conflicts.push({ path: w.rel, copy: copyRel(w.rel, copy) })
         }
+      } else if (local !== null) {
+        return 'refused: something that is not a file is in the way'
       }
       await rename(w.part, real)
-      this.o.cache.forgetPart(w.part)
-      this.o.cache.remember(real, await stat(real), digest)
-      this.o.cache.setFetched(real, digest)
+      this.o.cache.placed(real, w.part, await stat(real), digest)
       return null
     } catch (err) {
       return `cannot put in place: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
@@ -365,14 +392,17 @@ function copyRel (rel: string, copy: string): string {
   return slash < 0 ? name : `${rel.slice(0, slash)}/${name}`
 }
 
-/** The giver's mtime, and its execute bits (where the file is readable), on the received file. */
-async function applyMetadata (path: string, mtime: number | undefined, mode: number | undefined): Promise<void> {
-  if (mode !== undefined) {
-    const current = (await stat(path)).mode & 0o777
-    // Executable there: executable here for whoever may read it (the local umask decides who that is).
-    await chmod(path, (mode & 0o111) !== 0 ? current | ((current & 0o444) >> 2) : current & ~0o111)
+/** Writes all of `chunks` at `position` (writev may write less than asked). */
+async function writeAll (fh: FileHandle, chunks: Uint8Array[], position: number): Promise<void> {
+  let list = chunks
+  let at = position
+  while (list.length > 0) {
+    const { bytesWritten } = await fh.writev(list, at)
+    at += bytesWritten
+    let n = bytesWritten
+    while (list.length > 0 && n >= list[0].byteLength) { n -= list[0].byteLength; list = list.slice(1) }
+    if (n > 0) list = [list[0].subarray(n), ...list.slice(1)]
   }
-  if (mtime !== undefined) await utimes(path, new Date(), mtime)
 }
 
 /** §5 revision 2 header for `w`: `["file", path, size]`, `["file", path, size, offset]` (the offset asked), or `["missing", path, reason]`. */
@@ -386,24 +416,4 @@ function readHeader (v: JsonValue, w: PlannedFile): { size: number, offset: numb
   if (v.length === 3) return { size, offset: 0 }
   if (v[3] !== w.offset || w.offset > size) return `${bad} (offset ${w.offset} was asked)`
   return { size, offset: w.offset }
-}
-
-function drainOrError (ws: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => { ws.off('drain', done); ws.off('error', done); ws.off('close', done); resolve() }
-    ws.on('drain', done)
-    ws.on('error', done)
-    ws.on('close', done)
-  })
-}
-
-/** Ends the stream and waits until its file is closed; the write error, if any. */
-function closeStream (ws: WriteStream): Promise<string | null> {
-  return new Promise((resolve) => {
-    if (ws.closed) { resolve(ws.errored !== null ? `cannot write: ${ws.errored.message}` : null); return }
-    let error: string | null = null
-    ws.once('error', (err) => { error = `cannot write: ${err.message}` })
-    ws.once('close', () => resolve(error))
-    ws.end()
-  })
 }
