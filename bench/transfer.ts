@@ -15,6 +15,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { appendFile, mkdir, mkdtemp, rm, statfs, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -113,9 +114,29 @@ interface Ctx {
   takerRoot: string
   rsyncDest: string
   rsync: boolean
+  serverPid: number | undefined
 }
 
 interface Giver { readonly id: string, readonly child: ChildProcess }
+
+/** CPU seconds (user + system) of a process, from /proc (0 where there is none). */
+function cpuOf (pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+/** CPU seconds the server, the giver and the taker (this process) spend in `f`. */
+async function cpuOfStep (ctx: Ctx, giver: Giver, f: () => Promise<number>): Promise<{ seconds: number, cpu: string }> {
+  const before = [cpuOf(ctx.serverPid), cpuOf(giver.child.pid), process.cpuUsage()] as const
+  const seconds = await f()
+  const taker = process.cpuUsage(before[2])
+  const cpu = [cpuOf(ctx.serverPid) - before[0], cpuOf(giver.child.pid) - before[1], (taker.user + taker.system) / 1e6]
+  return { seconds, cpu: cpu.map((c) => c.toFixed(2)).join(' / ') }
+}
 
 /** The giver as an artist runs it: `serve` in its own process (the taker is this process, the server a third). */
 async function startGiver (ctx: Ctx, name: string): Promise<Giver> {
@@ -157,20 +178,27 @@ async function scenarios (ctx: Ctx, dataset: string, folder: string, rels: reado
   await rm(join(ctx.giverRoot, '.vcmu'), { recursive: true, force: true })
   let giver = await startGiver(ctx, 'giver')
   const taker: Client = await connect({ host: '127.0.0.1', port: ctx.port, project: 'Bench', username: 'taker', root: ctx.takerRoot, holdTurnWhenIdle: true })
+  let cpu = ''
   const row = (scenario: string, seconds: number, moved: number, baseline: string, base: number | null, aim: string): Row => ({
     dataset, scenario, 'client s': seconds.toFixed(2), moved: mibText(moved), baseline,
-    'baseline s': base === null ? 'skipped (no rsync)' : base.toFixed(2), 'client/baseline': base === null ? '-' : ratio(seconds, base), aim
+    'baseline s': base === null ? 'skipped (no rsync)' : base.toFixed(2), 'client/baseline': base === null ? '-' : ratio(seconds, base), aim,
+    'CPU s server / giver / taker': cpu
   })
+  const get = async (what: string, f: () => Promise<void>): Promise<number> => {
+    const r = await cpuOfStep(ctx, giver, async () => await timed(what, f))
+    cpu = r.cpu
+    return r.seconds
+  }
   try {
     let bytes = 0
-    const fresh = await timed('fresh get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
+    const fresh = await get('fresh get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
     rows.push(row('fresh (both indexes cold)', fresh, bytes, 'rsync -a', await rsync('fresh'), '≤ 1×'))
 
     await changeThree(giverDir, rels)
-    const incremental = await timed('incremental get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
+    const incremental = await get('incremental get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
     rows.push(row('incremental (3 files changed)', incremental, bytes, 'rsync -a', await rsync('incremental'), '≤ 1×'))
 
-    const noChange = await timed('no-change get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
+    const noChange = await get('no-change get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
     const hashAll = await timed('fresh hash', async () => await buildManifest(ctx.takerRoot, `/${folder}`, new HashCache(ctx.takerRoot, { inMemory: true })))
     rows.push(row('no change', noChange, bytes, 'fresh hash of the folder', hashAll, '≤ 0.1×'))
     const rsyncNoChange = await rsync('no change')
@@ -188,7 +216,7 @@ async function scenarios (ctx: Ctx, dataset: string, folder: string, rels: reado
     await stopGiver(dying, 'SIGKILL')
     giver = await startGiver(ctx, 'giver-again')
     let resumed = 0
-    const resume = await timed('resumed get', async () => {
+    const resume = await get('resumed get', async () => {
       const r = await taker.get(giver.id, `/${folder}`)
       bytes = r.bytes
       resumed = r.bytesResumed
@@ -211,7 +239,7 @@ export async function benchTransfer (o: Options = {}): Promise<Row[]> {
   const bigMib = Math.max(64, Math.min(wanted, Math.floor((free / MiB - 2048) / 4 / 16) * 16))
   const rsync = await hasRsync()
   const server = await startServerProcess()
-  const ctx: Ctx = { port: server.port, giverRoot: join(base, 'giver'), takerRoot: join(base, 'taker'), rsyncDest: join(base, 'rsync'), rsync }
+  const ctx: Ctx = { serverPid: server.child.pid, port: server.port, giverRoot: join(base, 'giver'), takerRoot: join(base, 'taker'), rsyncDest: join(base, 'rsync'), rsync }
   const rows: Row[] = []
   try {
     const shot = await writeShot(join(ctx.giverRoot, 'shot'), files)

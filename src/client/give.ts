@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs'
+import { createReadStream, type Stats } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { MAX_CHUNK, type JsonValue } from '../../protocol/frame.ts'
 import { validateFileAck } from '../../protocol/messages.ts'
@@ -43,6 +43,28 @@ function parseGetlist (v: JsonValue, manifest: Record<string, unknown>): Wanted[
 }
 
 const ZEROS = new Uint8Array(MAX_CHUNK)
+/** Files of the getlist opened ahead of the one being sent. */
+const LOOKAHEAD = 8
+
+/** A file opened to be sent: its handle and stat, and its bytes already when it is small. */
+interface Opened { readonly fh: FileHandle, readonly size: number, readonly stats: Stats, readonly head?: Buffer }
+/** Opened, or why the file cannot be sent. */
+type Prepared = Opened | string
+
+async function prepareFile (root: string, rootReal: string, folder: string, rel: string): Promise<Prepared> {
+  const opened = await openInside(root, rootReal, folder, rel)
+  if (typeof opened === 'string') return opened
+  const { fh, stats } = opened
+  try {
+    if (stats.size > MAX_CHUNK) return { fh, size: stats.size, stats }
+    const chunks: Uint8Array[] = []
+    for await (const c of readFrom(fh, 0, stats.size)) chunks.push(c)
+    return { fh, size: stats.size, stats, head: Buffer.concat(chunks) }
+  } catch (err) {
+    await fh.close().catch(() => {})
+    return `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+  }
+}
 
 /**
  * The giver side of §5, once `["give", folder]` arrived on a pass: manifest,
@@ -77,16 +99,28 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
   let bytesDone = 0
   let bytesTotal = 0
 
+  // The next files are opened (and small ones read) while this one goes out, so the disk's latency overlaps the network's.
+  const prepared = new Map<number, Promise<Prepared>>()
+  const prepare = (i: number): Promise<Prepared> => {
+    let p = prepared.get(i)
+    if (p === undefined) {
+      p = prepareFile(root, built.rootReal, folder, list[i].path)
+      prepared.set(i, p)
+    }
+    return p
+  }
+
   const sendFiles = async (): Promise<void> => {
-    for (const { path, offset: asked } of list) {
-      const file = await openInside(root, built.rootReal, folder, path)
+    for (const [i, { path, offset: asked }] of list.entries()) {
+      for (let j = i + 1; j <= i + LOOKAHEAD && j < list.length; j++) void prepare(j)
+      const file = await prepare(i)
+      prepared.delete(i)
       if (typeof file === 'string') {
         ch.sendJson(['missing', path, file])
         continue
       }
       try {
-        const s = await file.stat()
-        const size = s.size
+        const { size, stats: s } = file
         // Resume only the very file the manifest describes (hashed with these size, mtime and inode).
         const known = built.entries.get(path)
         const resumable = asked !== undefined && asked <= size && known !== undefined && known.size === size &&
@@ -97,11 +131,11 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
         let remaining = size - offset
         if (remaining > 0) {
           try {
-            for await (const chunk of readFrom(file, offset, size)) {
-              const c = chunk as Buffer
-              const n = Math.min(c.byteLength, remaining)
+            const source = file.head !== undefined && offset === 0 ? [file.head] : readFrom(file.fh, offset, size)
+            for await (const chunk of source) {
+              const n = Math.min(chunk.byteLength, remaining)
               if (n === 0) break
-              await ch.sendBinary(n === c.byteLength ? c : c.subarray(0, n))
+              await ch.sendBinary(n === chunk.byteLength ? chunk : chunk.subarray(0, n))
               remaining -= n
               bytesDone += n
             }
@@ -118,7 +152,7 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
           bytesDone += n
         }
       } finally {
-        await file.close().catch(() => {})
+        await file.fh.close().catch(() => {})
       }
     }
   }
@@ -142,6 +176,8 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
       ch.socket.destroy()
     }
     await Promise.all([sendFiles().catch(stop), readAnswers().catch(stop)])
+    // Files opened ahead of a failure are closed.
+    for (const p of prepared.values()) void p.then((f) => typeof f === 'string' ? undefined : f.fh.close().catch(() => {}))
     if (firstError !== null) throw firstError
   }
   state = { ...state, stage: 'done', bytesDone, bytesTotal, failed: [...failed] }
@@ -150,7 +186,7 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
 }
 
 /** Opens `root/<folder>/<rel>` for reading, or says why not; refuses whatever really lies outside the root. */
-async function openInside (root: string, rootReal: string, folder: string, rel: string): Promise<FileHandle | string> {
+async function openInside (root: string, rootReal: string, folder: string, rel: string): Promise<{ fh: FileHandle, stats: Stats } | string> {
   const dir = folderPath(root, folder)
   if (dir === null) return 'folder refused'
   const p = filePath(dir, rel)
@@ -169,7 +205,7 @@ async function openInside (root: string, rootReal: string, folder: string, rel: 
     await fh.close().catch(() => {})
     return 'not a regular file'
   }
-  return fh
+  return { fh, stats: s }
 }
 
 /** The bytes of `fh` from `start` to `end` (exclusive): one read for a small file, a stream for a large one. */
