@@ -83,6 +83,8 @@ export class GetError extends RequestError {
 
 /** Parts of files at least this large are recorded as they start, to resume even after a crash (smaller ones just start over). */
 const RECORD_PARTS_FROM = 1024 * 1024
+/** Files put in place at the same time (while the next ones arrive). */
+const MAX_PLACING = 16
 /** Progress for bytes is reported at most this often; phases and file ends always are. */
 const PROGRESS_EVERY_MS = 100
 
@@ -118,6 +120,10 @@ class Take {
   private readonly deleted: Array<{ path: string, trash: string }> = []
   private readonly started = new Date()
   private readonly folders = new Map<string, Promise<string | null>>()
+  /** Answers of files being put in place, in getlist order. */
+  private answers: Promise<void> = Promise.resolve()
+  private unanswered = 0
+  private relayEnded = false
 
   constructor (private readonly ch: Channel, private readonly o: TakeOptions) {}
 
@@ -187,15 +193,17 @@ class Take {
     this.ch.sendJson(this.wanted.map((w) => w.offset > 0 ? [w.rel, w.offset] : w.rel))
     this.report('transferring', undefined, true)
     for (const w of this.wanted) {
+      if (this.unanswered >= MAX_PLACING) await this.answers
       const ended = await this.receive(w, rootReal)
       if (ended !== null) {
-        // The relay ended (e.g. the giver left): nothing more comes but "yours".
+        // The relay ended (e.g. the giver left): nothing more comes but "yours", and no answer may follow.
+        this.relayEnded = true
+        await this.answers
         for (const rest of this.wanted.slice(this.done)) this.failed.push({ path: rest.rel, reason: `relay failed: ${ended.detail}` })
         return await this.fail(ended)
       }
-      this.done++
-      this.report('transferring', w.rel, true)
     }
+    await this.answers
     const last: JsonValue = await this.ch.json()
     if (last !== 'yours') {
       const e = errorOf(last)
@@ -245,7 +253,7 @@ class Take {
     const header = readHeader(h, w)
     if (typeof header === 'string') throw new ClientError('bad_reply', header)
     if (header.missing !== undefined) {
-      this.answer(w, `missing on the giver: ${header.missing}`)
+      this.queueAnswer(w, Promise.resolve(`missing on the giver: ${header.missing}`))
       return null
     }
     const { size, offset } = header
@@ -298,25 +306,33 @@ class Take {
     if (reason === null && digest !== w.offered.hash) {
       reason = `hash mismatch${offset > 0 ? ' after resuming' : ''}: got ${digest.slice(0, 12)}…, the manifest says ${w.offered.hash.slice(0, 12)}…`
     }
-    if (reason === null) reason = await this.putInPlace(w, digest)
-    if (reason === null) this.bytesPlaced += size - offset
-    if (reason !== null) {
-      // A part that failed its check is useless: it goes.
-      await unlink(w.part).catch(() => {})
-      this.o.cache.forgetPart(w.part)
-    }
-    this.answer(w, reason)
+    // Put in place while the next file arrives; the answers still go in getlist order.
+    this.queueAnswer(w, (async () => {
+      if (reason === null) reason = await this.putInPlace(w, digest)
+      if (reason === null) this.bytesPlaced += size - offset
+      else {
+        // A part that failed its check is useless: it goes.
+        await unlink(w.part).catch(() => {})
+        this.o.cache.forgetPart(w.part)
+      }
+      return reason
+    })())
     return null
   }
 
-  private answer (w: PlannedFile, reason: string | null): void {
-    if (reason === null) {
-      this.files++
-      this.ch.sendJson(['ok', w.rel])
-    } else {
-      this.failed.push({ path: w.rel, reason })
-      this.ch.sendJson(['failed', w.rel, reason])
-    }
+  /** Answers `w` once `outcome` settles (null: in place), after the files before it. */
+  private queueAnswer (w: PlannedFile, outcome: Promise<string | null>): void {
+    this.unanswered++
+    this.answers = this.answers.then(async () => {
+      const reason = await outcome
+      this.unanswered--
+      this.done++
+      if (reason === null) this.files++
+      else this.failed.push({ path: w.rel, reason })
+      // After the relay ended the server reads no answer: the file is in place (or not) all the same.
+      if (!this.relayEnded && this.ch.socket.writable) this.ch.sendJson(reason === null ? ['ok', w.rel] : ['failed', w.rel, reason])
+      this.report('transferring', w.rel, true)
+    })
   }
 
   /** The part file, written from `offset` (the bytes before it hashed again), or why it cannot be. */
