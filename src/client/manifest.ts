@@ -1,5 +1,5 @@
-import type { Dirent, Stats } from 'node:fs'
-import { readdir, stat } from 'node:fs/promises'
+import { readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkRelativePath } from '../../protocol/paths.ts'
 import { folderPath, isInside, mapLimit, realOrNull } from './fs-safety.ts'
@@ -65,15 +65,27 @@ export async function realFolder (root: string, folder: string): Promise<{ rootR
  * followed only when their target is inside the root (each real folder is
  * walked once); names §2 cannot carry (a backslash, a `C:` segment) and what
  * `rules` ignores (paths from the root: `folderRel/<rel>`) are left out.
+ *
+ * The walk uses synchronous calls, as rsync does: a stat of a local file takes
+ * microseconds, far less than a trip through libuv's thread pool, and the
+ * client has nothing else to do meanwhile (its socket keeps buffering).
  */
+const realOrNullSync = (path: string): string | null => {
+  try {
+    return realpathSync(path)
+  } catch {
+    return null
+  }
+}
+
 export async function walkFolder (rootReal: string, dirReal: string, folderRel: string, rules: IgnoreRules): Promise<LocalFile[]> {
   const files: LocalFile[] = []
   const visited = new Set<string>([dirReal])
   const fromRoot = (rel: string): string => folderRel === '' ? rel : `${folderRel}/${rel}`
-  const walk = async (real: string, prefix: string): Promise<void> => {
+  const walk = (real: string, prefix: string): void => {
     let list: Dirent[]
     try {
-      list = await readdir(real, { withFileTypes: true })
+      list = readdirSync(real, { withFileTypes: true })
     } catch {
       return
     }
@@ -82,20 +94,24 @@ export async function walkFolder (rootReal: string, dirReal: string, folderRel: 
       const rel = prefix === '' ? d.name : `${prefix}/${d.name}`
       if (!checkRelativePath(rel).ok) continue
       const full = join(real, d.name)
-      const target = d.isSymbolicLink() ? await realOrNull(full) : full
+      const target = d.isSymbolicLink() ? realOrNullSync(full) : full
       if (target === null || !isInside(rootReal, target)) continue
-      const s = await stat(target).catch(() => null)
-      if (s === null) continue
+      let s: Stats
+      try {
+        s = statSync(target)
+      } catch {
+        continue
+      }
       if (s.isDirectory()) {
         if (visited.has(target) || rules.ignores(`${fromRoot(rel)}/`)) continue
         visited.add(target)
-        await walk(target, rel)
+        walk(target, rel)
       } else if (s.isFile() && !rules.ignores(fromRoot(rel))) {
         files.push({ rel, real: target, stats: s })
       }
     }
   }
-  await walk(dirReal, '')
+  walk(dirReal, '')
   return files
 }
 

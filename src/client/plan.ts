@@ -1,4 +1,5 @@
-import { lstat, stat, unlink } from 'node:fs/promises'
+import { lstatSync, type Stats } from 'node:fs'
+import { stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { JsonValue } from '../../protocol/frame.ts'
 import { filePath, isInside, mapLimit, realTarget } from './fs-safety.ts'
@@ -119,12 +120,21 @@ export async function makePlan (o: {
   return { files, extra, failed }
 }
 
+/** Synchronous, as in the walk (manifest.ts): a local lstat is far quicker than a trip through the thread pool. */
+function lstatOrNull (path: string): Stats | null {
+  try {
+    return lstatSync(path)
+  } catch {
+    return null
+  }
+}
+
 /** Where `path` lands: its folder's real path (resolved once per folder) joined with its name; a symlink is followed only inside the root. */
 async function landing (rootReal: string, path: string, folder: { real: string, exists: boolean } | null): Promise<string | null> {
   if (folder === null) return null
   const target = join(folder.real, basename(path))
   if (!folder.exists) return target
-  const l = await lstat(target).catch(() => null)
+  const l = lstatOrNull(target)
   if (l === null || !l.isSymbolicLink()) return target
   return await realTarget(rootReal, target)
 }
@@ -135,7 +145,7 @@ async function planOne (rootReal: string, cache: HashCache, rel: string, path: s
   if (target === null) return 'refused: the target lies outside the root (symlink)'
   const part = partOf(target)
   // A folder that does not exist yet holds no file and no part.
-  const local = folder?.exists === true ? await lstat(target).catch(() => null) : null
+  const local = folder?.exists === true ? lstatOrNull(target) : null
   let action: Action = 'new'
   if (local !== null) {
     if (!local.isFile()) return 'refused: something that is not a file is in the way'
@@ -146,7 +156,8 @@ async function planOne (rootReal: string, cache: HashCache, rel: string, path: s
   }
   let offset = 0
   const kept = cache.part(part)
-  const partSize = folder?.exists === true ? await stat(part).then((s) => s.isFile() ? s.size : -1, () => -1) : -1
+  const partStat = folder?.exists === true ? lstatOrNull(part) : null
+  const partSize = partStat?.isFile() === true ? partStat.size : -1
   if (action !== 'up to date' && kept?.hash === offered.hash && partSize > 0 && (offered.size === undefined || partSize <= offered.size)) {
     offset = partSize
   } else if (tidy && (kept !== undefined || partSize >= 0)) {
