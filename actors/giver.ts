@@ -53,15 +53,16 @@ export type RelayPipeEvent =
   | { type: 'giver.failed', failure: ReadFailure }
   | { type: 'taker.message', value: JsonValue }
   | { type: 'taker.failed', failure: ReadFailure }
-  /** A file header was relayed to the taker; its bytes follow. */
-  | { type: 'file.started', path: string, size: number, offset?: number }
-  /** The giver could not read this file: `["missing", path, reason]` was relayed. */
-  | { type: 'file.missing', path: string, reason: string }
-  /** Every byte of the file was relayed. */
-  | { type: 'file.through', path: string, bytes: number }
-  /** An answer for the file was relayed to the giver (the taker's, or "failed" for a gone taker). */
-  | { type: 'file.answered', path: string, ok: boolean }
-  /** Both directions are done; `failure` absent when every file went through and was answered. */
+  /**
+   * Files through since the last report (all their bytes relayed, or `missing`
+   * relayed), `relayed` of them whole with `bytes` in all. File boundaries are
+   * reported batched, at most once per event-loop turn: thousands of small
+   * files cost tens of events, never one per chunk.
+   */
+  | { type: 'files.through', files: number, relayed: number, bytes: number }
+  /** Answers relayed to the giver since the last report (the taker's, or "failed" for a gone taker). */
+  | { type: 'files.answered', files: number }
+  /** Both directions are done; `failure` is null when every file went through and was answered. */
   | { type: 'files.ended', failure: RelayFailure | null }
 
 /** §5 decisions on the messages read, raised once each is validated. */
@@ -88,7 +89,7 @@ interface GiverContext extends GiverInput {
   readonly startedAt: number
   readonly manifest: Manifest | null
   readonly wanted: readonly Wanted[]
-  /** Files whose header (or `missing`) came, files through, files answered. */
+  /** Files through (bytes relayed, or `missing`), files answered. */
   readonly filesThrough: number
   readonly filesAnswered: number
   /** Files relayed whole, and their bytes. */
@@ -149,8 +150,8 @@ export const giverMachine = setup({
   },
   guards: {
     getlistIsEmpty: ({ event }) => event.type === 'getlist.accepted' && event.wanted.length === 0,
-    isLastFile: ({ context }) => context.filesThrough + 1 >= context.wanted.length,
-    isLastAnswer: ({ context }) => context.filesAnswered + 1 >= context.wanted.length
+    areTheLastFiles: ({ context, event }) => event.type === 'files.through' && context.filesThrough + event.files >= context.wanted.length,
+    areTheLastAnswers: ({ context, event }) => event.type === 'files.answered' && context.filesAnswered + event.files >= context.wanted.length
   },
   actions: {
     noteStart: assign({ startedAt: () => performance.now() }),
@@ -182,11 +183,10 @@ export const giverMachine = setup({
     sendEmptyGetlistToGiver: ({ context }) => context.giverPort.sendJson([]),
     keepWanted: assign({ wanted: ({ event }) => (event.type === 'getlist.accepted' ? event.wanted : []) }),
     streamFiles: sendTo('pipe', ({ context }) => ({ type: 'pipe.stream', wanted: context.wanted })),
-    countFileThrough: assign({ filesThrough: ({ context }) => context.filesThrough + 1 }),
-    countFileRelayed: assign(({ context, event }) => event.type === 'file.through'
-      ? { files: context.files + 1, bytes: context.bytes + event.bytes }
+    countFilesThrough: assign(({ context, event }) => event.type === 'files.through'
+      ? { filesThrough: context.filesThrough + event.files, files: context.files + event.relayed, bytes: context.bytes + event.bytes }
       : {}),
-    countAnswer: assign({ filesAnswered: ({ context }) => context.filesAnswered + 1 }),
+    countAnswers: assign({ filesAnswered: ({ context, event }) => context.filesAnswered + (event.type === 'files.answered' ? event.files : 0) }),
 
     keepNoSuchFolder: assign({
       failure: ({ event }) => {
@@ -294,22 +294,14 @@ export const giverMachine = setup({
           type: 'parallel',
           states: {
             files: {
-              initial: 'awaitingHeader',
+              initial: 'relaying',
               states: {
-                awaitingHeader: {
+                /** Headers in getlist order, each followed by exactly the bytes it announced. */
+                relaying: {
                   on: {
-                    'file.started': 'relayingBytes',
-                    'file.missing': [
-                      { guard: 'isLastFile', target: 'allThrough', actions: 'countFileThrough' },
-                      { target: 'awaitingHeader', reenter: true, actions: 'countFileThrough' }
-                    ]
-                  }
-                },
-                relayingBytes: {
-                  on: {
-                    'file.through': [
-                      { guard: 'isLastFile', target: 'allThrough', actions: ['countFileThrough', 'countFileRelayed'] },
-                      { target: 'awaitingHeader', actions: ['countFileThrough', 'countFileRelayed'] }
+                    'files.through': [
+                      { guard: 'areTheLastFiles', target: 'allThrough', actions: 'countFilesThrough' },
+                      { actions: 'countFilesThrough' }
                     ]
                   }
                 },
@@ -317,13 +309,14 @@ export const giverMachine = setup({
               }
             },
             answers: {
-              initial: 'awaitingAnswer',
+              initial: 'awaitingAnswers',
               states: {
-                awaitingAnswer: {
+                /** One answer per file, in getlist order, relayed to G as it comes. */
+                awaitingAnswers: {
                   on: {
-                    'file.answered': [
-                      { guard: 'isLastAnswer', target: 'allAnswered', actions: 'countAnswer' },
-                      { target: 'awaitingAnswer', reenter: true, actions: 'countAnswer' }
+                    'files.answered': [
+                      { guard: 'areTheLastAnswers', target: 'allAnswered', actions: 'countAnswers' },
+                      { actions: 'countAnswers' }
                     ]
                   }
                 },

@@ -63,13 +63,16 @@ export const MACHINES: readonly MachineDoc[] = [
     title: 'giver',
     machine: giverMachine,
     about: 'The giver side of one §5 relay (`actors/giver.ts`), spawned by the coordinator: waits for the ' +
-      "giver's turn, then runs the byte plumbing (`relayPipe`) and reports how the relay ended."
+      "giver's turn, then leads §5 step by step — `give` and the manifest or `missing` (`asking`), the getlist " +
+      '(`choosing`), the files and their answers at once (`streaming`), the end — deciding each step and leaving ' +
+      'the bytes, idle clocks and per-file checks to the byte plumbing (`relayPipe`: file boundaries reported in batches, one per event-loop turn, never per chunk).'
   },
   {
     title: 'taker',
     machine: takerMachine,
     about: 'The taker side of one §5 relay (`actors/taker.ts`), spawned by the coordinator: holds the taker ' +
-      'until the giver starts or the relay timeout withdraws the request, then hands the taker its turn back.'
+      'until the giver starts or the relay timeout withdraws the request, then hands the taker its turn back. ' +
+      "The relay timeout clock runs only in `giverHoldsTurn` (the giver's silence, not its queue), adding up over the holds."
   }
 ]
 

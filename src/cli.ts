@@ -41,7 +41,7 @@ export function buildCli (): Command {
     .option('--port <port>', 'TCP port to listen on (0 picks a free one)', integer(0, 65535), DEFAULTS.port)
     .option('--turn-hold <ms>', 'how long an idle pass may wait for news before "yours" (0 = at once)', integer(0, 3_600_000), DEFAULTS.turnHoldMs)
     .option('--idle-limit <s>', 'disconnect a client the server has waited on this long', positiveSeconds, DEFAULTS.idleLimitMs / 1000)
-    .option('--relay-timeout <s>', 'withdraw a get whose giver does not start within this time', positiveSeconds, DEFAULTS.relayTimeoutMs / 1000)
+    .option('--relay-timeout <s>', 'withdraw a get whose giver holds its turn this long in all without starting it', positiveSeconds, DEFAULTS.relayTimeoutMs / 1000)
     .option('--max-frame <bytes>', 'largest frame accepted from a client', integer(1024, 2 ** 32 - 1), DEFAULTS.maxFrame)
     .option('--chat-limit <n>', 'chat messages kept (oldest dropped)', integer(1, 10_000_000), DEFAULTS.chatLimit)
     .option('--max-connections <n>', 'clients at once; more are answered "busy"', integer(1, 1_000_000), DEFAULTS.maxConnections)

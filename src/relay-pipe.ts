@@ -183,8 +183,8 @@ function deferred (): { promise: Promise<void>, resolve: () => void } {
 /**
  * The files of one relay: giver → taker in getlist order, and the taker's
  * answers → giver, at the same time, each direction an it-pipe pipeline with
- * backpressure. Checks every header and byte count, and reports each file's
- * boundaries (never its chunks).
+ * backpressure. Checks every header and byte count, and reports the files'
+ * boundaries (batched per event-loop turn, never per chunk).
  *
  * Idle clocks: the giver's runs while the relay needs its next frame and the
  * taker owes no answer (an ack-waiting giver is not idle while the taker checks
@@ -208,6 +208,9 @@ class FileRelay {
   private giverFailure: RelayFailure | undefined
   /** Since when the relay waits for the taker's socket to drain, or null. */
   private drainSince: number | null = null
+  /** File boundaries not reported yet: the machine hears of them at most once per event-loop turn. */
+  private unreported = { through: 0, relayed: 0, bytes: 0, answered: 0 }
+  private flushing = false
 
   constructor (
     private readonly link: Link,
@@ -235,6 +238,7 @@ class FileRelay {
       pipe(link.giver, (frames) => this.checkFiles(frames), (frames) => this.relayToTaker(frames)),
       pipe(link.taker, (answers) => this.checkAnswers(answers), (answers) => this.relayToGiver(answers))
     ])
+    this.flush()
     const takerViolation = this.takerViolation
     if (this.giverFailure !== undefined) return takerViolation === undefined ? this.giverFailure : { ...this.giverFailure, takerViolation }
     if (takerViolation !== undefined) return { failure: takerViolation, takerViolation }
@@ -243,6 +247,35 @@ class FileRelay {
   }
 
   private takerOwes (): boolean { return !this.takerGone && this.answered < this.completed }
+
+  private noteThrough (bytes: number | null): void {
+    this.unreported.through++
+    if (bytes !== null) {
+      this.unreported.relayed++
+      this.unreported.bytes += bytes
+    }
+    this.flushSoon()
+  }
+
+  private noteAnswered (): void {
+    this.unreported.answered++
+    this.flushSoon()
+  }
+
+  private flushSoon (): void {
+    if (this.flushing) return
+    this.flushing = true
+    setImmediate(() => this.flush())
+  }
+
+  /** Reports the file boundaries since the last report, if any. */
+  private flush (): void {
+    this.flushing = false
+    const u = this.unreported
+    if (u.through > 0) this.report({ type: 'files.through', files: u.through, relayed: u.relayed, bytes: u.bytes })
+    if (u.answered > 0) this.report({ type: 'files.answered', files: u.answered })
+    this.unreported = { through: 0, relayed: 0, bytes: 0, answered: 0 }
+  }
 
   /** No more is relayed to the taker; its remaining files are answered "failed" to the giver. */
   private dropTaker (violation?: string): void {
@@ -276,21 +309,15 @@ class FileRelay {
     for await (const n of frames) {
       const path = this.paths[i]
       if (remaining === null) {
-        if (n.kind !== 'frame') return this.failGiver(readFailure(n as Exclude<Next, { kind: 'frame' }>), `before the header of ${path}`)
+        if (n.kind !== 'frame') return this.failGiver(readFailure(n), `before the header of ${path}`)
         if (n.frame.kind !== 'json') return this.failGiver({ kind: 'binary' }, `before the header of ${path}`)
         const header = validateFileHeader(n.frame.value, this.wanted[i])
         if (!header.ok) return this.failGiver({ kind: 'broken', detail: header.detail }, `at ${path}`)
         yield n.frame
         this.headersSent = i + 1
-        const h = header.value
-        if (h.type === 'missing') {
-          this.report({ type: 'file.missing', path, reason: h.reason })
-        } else {
-          remaining = announced = bytesFollowing(h)
-          this.report(h.offset === undefined ? { type: 'file.started', path, size: h.size } : { type: 'file.started', path, size: h.size, offset: h.offset })
-        }
+        if (header.value.type === 'file') remaining = announced = bytesFollowing(header.value)
       } else {
-        if (n.kind !== 'frame') return this.failGiver(readFailure(n as Exclude<Next, { kind: 'frame' }>), `with ${remaining} bytes of ${path} to go`)
+        if (n.kind !== 'frame') return this.failGiver(readFailure(n), `with ${remaining} bytes of ${path} to go`)
         const b = n.frame
         if (b.kind !== 'binary') {
           return this.failGiver({ kind: 'broken', detail: `a JSON frame where ${remaining} bytes of ${path} were expected` }, `in ${path}`)
@@ -304,7 +331,7 @@ class FileRelay {
         remaining -= piece
       }
       if (remaining !== null && remaining > 0) continue
-      if (remaining === 0) this.report({ type: 'file.through', path, bytes: announced })
+      this.noteThrough(remaining === 0 ? announced : null)
       remaining = null
       this.fileThrough(i++)
       if (i === this.paths.length) return
@@ -346,7 +373,8 @@ class FileRelay {
         this.dropTaker(refusal === 'gone' ? undefined : refusal)
         break
       }
-      const value = (a as { frame: { value: JsonValue } }).frame.value
+      if (a.kind !== 'frame' || a.frame.kind !== 'json') break // (answerRefusal let only a JSON frame through)
+      const value = a.frame.value
       const ack = validateFileAck(value, path)
       if (!ack.ok || i >= this.headersSent) {
         this.dropTaker(ack.ok ? `taker answered for ${path} before it was sent` : ack.detail)
@@ -357,7 +385,7 @@ class FileRelay {
       this.link.clocks()
       if (this.giverFailure === undefined) {
         yield value
-        this.report({ type: 'file.answered', path, ok: ack.value.type === 'ok' })
+        this.noteAnswered()
       }
       if (i === this.paths.length || this.takerGone || (this.giverFailure !== undefined && !this.takerOwes())) break
     }
@@ -366,7 +394,7 @@ class FileRelay {
       await this.through[i].promise
       if (this.giverFailure !== undefined) return
       yield ['failed', this.paths[i], 'taker disconnected']
-      this.report({ type: 'file.answered', path: this.paths[i], ok: false })
+      this.noteAnswered()
     }
   }
 

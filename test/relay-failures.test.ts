@@ -3,45 +3,23 @@
  * nobody is left paused (the clients still connected can chat).
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { join, type WireClient } from './helpers/wire-client.ts'
+import type { WireClient } from './helpers/wire-client.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
+import { expectClosedForProtocol, expectError, joinClients, passToGive, waitUntil } from './helpers/relay-wire.ts'
 import { deliveredUntilYours, expectUsable, expectYours, pass } from './helpers/relay-peers.ts'
 import type { ServerOptions } from '../src/server.ts'
 import type { JsonValue } from '../protocol/frame.ts'
 
 let server: TestServer
+const clients = async (...names: string[]): Promise<WireClient[]> => await joinClients(server.port, ...names)
 afterEach(async () => { await server?.close() })
 
 async function start (o: Partial<ServerOptions> = {}): Promise<void> {
   server = await startTestServer(o)
 }
 
-async function clients (...names: string[]): Promise<WireClient[]> {
-  const out: WireClient[] = []
-  for (const username of names) out.push((await join(server.port, 'Test Film', { username })).client)
-  return out
-}
-
-async function waitFor (what: string, ok: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 const relayCount = (): number => server.coordinator.getSnapshot().context.relays.size
-const waitForRelays = async (n: number): Promise<void> => waitFor(`${n} relays`, () => relayCount() === n)
-
-/** G passes and reads what comes before the give (notifications from joins); returns the give. */
-async function passToGive (g: WireClient): Promise<JsonValue> {
-  g.send('yours')
-  while (true) {
-    const m = await g.recv()
-    if (Array.isArray(m) && m[0] === 'give') return m
-    if (m === 'yours') throw new Error('the pass ended without a give')
-  }
-}
+const waitForRelays = async (n: number): Promise<void> => waitUntil(`${n} relays`, () => relayCount() === n)
 
 /** T asks G for `folder`, G passes and gets the give, G sends `manifest`, T gets it. */
 async function startRelay (g: WireClient, t: WireClient, manifest: Record<string, string>, folder = '/chr/Moria'): Promise<void> {
@@ -54,25 +32,6 @@ async function startRelay (g: WireClient, t: WireClient, manifest: Record<string
 }
 
 const bytes = (n: number, fill = 7): Uint8Array => new Uint8Array(n).fill(fill)
-
-/** The next frame is `["error", code, …]`. */
-async function expectError (c: WireClient, code: string): Promise<string> {
-  const m = await c.recv()
-  expect(Array.isArray(m) && m[0] === 'error' && m[1] === code, `expected a ${code} error, got ${JSON.stringify(m)}`).toBe(true)
-  return (m as string[])[2]
-}
-
-/** G broke the relay: `["error","protocol",…]`, then closed. */
-async function expectClosedForProtocol (c: WireClient): Promise<void> {
-  while (true) {
-    const m = await c.recv()
-    if (Array.isArray(m) && m[0] === 'error') {
-      expect(m[1]).toBe('protocol')
-      break
-    }
-  }
-  await c.waitClosed()
-}
 
 const failedLine = (): string | undefined => server.lines.find((l) => l.startsWith('relay failed | '))
 
@@ -159,7 +118,7 @@ describe('relay failures', () => {
     g.close()
     await expectError(t, 'relay_failed')
     await expectYours(t)
-    await waitFor('the failure logged', () => failedLine() !== undefined)
+    await waitUntil('the failure logged', () => failedLine() !== undefined)
     expect(failedLine()).toMatch(/^relay failed \| \/chr\/Moria \| from \| .* \| to \| .* \| giver disconnected/)
     expect(relayCount()).toBe(0)
     await expectUsable([t, other])
@@ -180,7 +139,7 @@ describe('relay failures', () => {
     expect(await t.recv()).toEqual(['file', '2.bin', 10])
     expect((await t.frame()).kind).toBe('binary')
     g.close()
-    await waitFor('the giver gone', () => server.connectionCount() === 1)
+    await waitUntil('the giver gone', () => server.connectionCount() === 1)
     await new Promise((resolve) => setTimeout(resolve, 50))
     // T's answer for 1.bin was on its way when the giver left: it must not cost T its connection.
     t.send(['ok', '1.bin'])
@@ -252,7 +211,7 @@ describe('relay failures', () => {
       await waitForRelays(0)
       await expectUsable([t])
       t.close()
-      await waitFor('both gone', () => server.connectionCount() === 0)
+      await waitUntil('both gone', () => server.connectionCount() === 0)
     }
   })
 
@@ -300,7 +259,7 @@ describe('relay failures', () => {
       await expectClosedForProtocol(g)
       await expectUsable([t])
       t.close()
-      await waitFor('both gone', () => server.connectionCount() === 0)
+      await waitUntil('both gone', () => server.connectionCount() === 0)
     }
   })
 
@@ -354,14 +313,14 @@ describe('relay failures', () => {
     expect(await t.recv()).toEqual(['file', '1.bin', 100])
     expect((await t.frame()).kind).toBe('binary')
     t.close()
-    await waitFor('the taker gone', () => server.connectionCount() === 1)
+    await waitUntil('the taker gone', () => server.connectionCount() === 1)
     g.sendBinary(bytes(50))
     g.send(['file', '2.bin', 3])
     g.sendBinary(bytes(3))
     g.send(['missing', '3.bin', 'gone'])
     for (const p of ['1.bin', '2.bin', '3.bin']) expect(await g.recv()).toEqual(['failed', p, 'taker disconnected'])
     await deliveredUntilYours(g)
-    await waitFor('the failure logged', () => failedLine() !== undefined)
+    await waitUntil('the failure logged', () => failedLine() !== undefined)
     expect(failedLine()).toMatch(/\| taker disconnected$/)
     expect(relayCount()).toBe(0)
     await expectUsable([g])
@@ -380,7 +339,7 @@ describe('relay failures', () => {
     t.send(['ok', '1.bin'])
     expect(await g.recv()).toEqual(['ok', '1.bin'])
     t.close()
-    await waitFor('the taker gone', () => server.connectionCount() === 1)
+    await waitUntil('the taker gone', () => server.connectionCount() === 1)
     g.send(['file', '2.bin', 1])
     g.sendBinary(bytes(1))
     expect(await g.recv()).toEqual(['failed', '2.bin', 'taker disconnected'])

@@ -77,7 +77,7 @@ function relay (giver: FakePort, taker: FakePort, idleLimitMs = 5_000): { events
 }
 
 describe('the giver machine and relayPipe over async-iterable frames', () => {
-  it('relays a manifest, a getlist, two files and their answers, one file event at a time through the machine', async () => {
+  it('relays a manifest, a getlist, two files and their answers; the machine hears of files, not chunks', async () => {
     const g = new FakePort()
     const t = new FakePort()
     // The taker answers each file at its last byte; the giver pipelines.
@@ -104,10 +104,14 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.failure).toBeUndefined()
     expect(t.sent).toEqual([{ a: 'h1', b: 'h2' }, ['file', 'a', 3], { binary: 2 }, { binary: 1 }, ['file', 'b', 4], { binary: 4 }])
     expect(g.sent).toEqual([['give', '/f'], ['a', 'b'], ['ok', 'a'], ['ok', 'b']])
-    // From outside: the turn, two messages, then per file a start, its end and its answer (never a chunk), then the end.
+    // From outside: the turn, two messages, then the files' boundaries and answers in batches (never a chunk), then the end.
     const seen = events.filter((e) => !e.startsWith('xstate.'))
     expect(seen.slice(0, 3)).toEqual(['giver.turn', 'giver.message', 'taker.message'])
-    expect(seen.slice(3, -1).sort()).toEqual(['file.answered', 'file.answered', 'file.started', 'file.started', 'file.through', 'file.through'])
+    const batches = seen.slice(3, -1)
+    expect(batches).toContain('files.through')
+    expect(batches).toContain('files.answered')
+    expect(batches.every((e) => e === 'files.through' || e === 'files.answered')).toBe(true)
+    expect(batches.length).toBeLessThanOrEqual(4)
     expect(seen.at(-1)).toBe('files.ended')
     expect(g.released && t.released).toBe(true)
   })

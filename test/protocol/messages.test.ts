@@ -3,26 +3,11 @@ import fc from 'fast-check'
 import {
   ERROR_CODES, MAX_MESSAGE_BYTES, MAX_USERNAME_BYTES, NOBODY, TIMESTAMP_PATTERN, ZERO_TIMESTAMP,
   errorMessage, isErrorCode, isNewer, isTimestamp, parseErrorMessage, parseRequest,
-  validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString, validateStorySubmission, validateUsername,
-  type ErrorCode, type Validated
+  validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString, validateStorySubmission, validateUsername
 } from '../../protocol/index.ts'
+import { expectOk, expectRefused } from '../helpers/validated.ts'
 
 // ------------------------------------------------------------------ helpers
-
-function expectOk<T> (result: Validated<T>): T {
-  if (!result.ok) throw new Error(`expected acceptance, got ${result.code}: ${result.detail}`)
-  return result.value
-}
-
-/** Refused with `code`, and a detail that is a real sentence holding every fragment. */
-function expectRefused (result: Validated<unknown>, code: ErrorCode, ...fragments: string[]): void {
-  expect(result.ok).toBe(false)
-  if (result.ok) return
-  expect(result.code).toBe(code)
-  expect(typeof result.detail).toBe('string')
-  expect(result.detail.length).toBeGreaterThan(8)
-  for (const f of fragments) expect(result.detail).toContain(f)
-}
 
 const TS = '2024/05/17-13:45:09'
 const TS2 = '2024/05/17-13:45:10'

@@ -7,22 +7,9 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   bytesFollowing, entryFields, validateFileAck, validateFileHeader, validateGetlist, validateGive, validateGiveAnswer,
-  validateManifest, validateManifestEntry, wantedEntry, type ErrorCode, type Manifest, type Validated
+  validateManifest, validateManifestEntry, wantedEntry, type Manifest
 } from '../../protocol/index.ts'
-
-function expectOk<T> (result: Validated<T>): T {
-  if (!result.ok) throw new Error(`expected acceptance, got ${result.code}: ${result.detail}`)
-  return result.value
-}
-
-/** Refused with `code`, and a detail that is a real sentence holding every fragment. */
-function expectRefused (result: Validated<unknown>, code: ErrorCode, ...fragments: string[]): void {
-  expect(result.ok).toBe(false)
-  if (result.ok) return
-  expect(result.code).toBe(code)
-  expect(result.detail.length).toBeGreaterThan(8)
-  for (const f of fragments) expect(result.detail).toContain(f)
-}
+import { expectOk, expectRefused } from '../helpers/validated.ts'
 
 const manifest: Manifest = {
   'render/0001.png': 'ab12',
