@@ -107,6 +107,7 @@ export async function makePlan (o: {
     if (typeof p === 'string') failed.push({ path: candidates[i].rel, reason: p })
     else files.push(p)
   })
+  if (o.tidy) await removeStrayParts(o.rootReal, o.dir, o.cache, files)
   const extra: Plan['extra'] = []
   if (o.withExtra) {
     const dirReal = await realTarget(o.rootReal, o.dir)
@@ -166,4 +167,18 @@ async function planOne (rootReal: string, cache: HashCache, rel: string, path: s
     cache.forgetPart(part)
   }
   return { rel, target, offered, action, part, offset }
+}
+
+/** Parts recorded below `dir` for files the giver no longer offers (or that are refused now) can never serve: removed. */
+async function removeStrayParts (rootReal: string, dir: string, cache: HashCache, files: readonly PlannedFile[]): Promise<void> {
+  const dirReal = await realTarget(rootReal, dir)
+  if (dirReal === null) return
+  const under = cache.key(dirReal)
+  if (under === null) return
+  const planned = new Set(files.map((f) => cache.key(f.part)))
+  for (const p of cache.index.parts()) {
+    if (planned.has(p.path) || !(under === '' || p.path.startsWith(`${under}/`))) continue
+    await unlink(join(rootReal, ...p.path.split('/'))).catch(() => {})
+    cache.index.forgetPart(p.path)
+  }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GetError, type GiveProgress } from '../../src/client/index.ts'
 import { join as joinRaw, type WireClient } from '../helpers/wire-client.ts'
-import { listTree, PROJECT, Scene, sha256, writeTree } from './helpers.ts'
+import { awaitGive, listTree, PROJECT, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
 const raws: WireClient[] = []
@@ -17,19 +17,6 @@ async function raw (username: string): Promise<WireClient> {
   const { client } = await joinRaw(scene.server.port, PROJECT, { username })
   raws.push(client)
   return client
-}
-
-/** A raw giver passes until the server hands it `["give", folder]`. */
-async function awaitGive (w: WireClient): Promise<string> {
-  for (let round = 0; round < 200; round++) {
-    w.send('yours')
-    while (true) {
-      const v = await w.recv()
-      if (v === 'yours') break
-      if (Array.isArray(v) && v[0] === 'give') return v[1] as string
-    }
-  }
-  throw new Error('no give came')
 }
 
 /** Every byte a reference giver sent for its gives, added up from its `give` progress. */
@@ -115,6 +102,19 @@ describe('resume', () => {
     expect(await listTree(join(takerRoot, 'shot'))).toEqual([])
     expect(await t.get(g.userId, '/shot')).toMatchObject({ files: 1, resumed: 0, failed: [] })
     expect(Buffer.compare(await readFile(join(takerRoot, 'shot/big.bin')), content)).toBe(0)
+  })
+
+  it('a part of a file the giver no longer offers is removed by the next get', async () => {
+    await scene.start()
+    const takerRoot = await scene.dir()
+    const giverRoot = await scene.dir()
+    await interruptedGet(takerRoot, randomBytes(2 * MiB), MiB)
+    expect(await listTree(join(takerRoot, 'shot'))).toEqual(['.big.bin.vcmu-part'])
+    await writeTree(giverRoot, { 'shot/other.txt': 'other' })
+    const g = await scene.client('gina', { root: giverRoot })
+    const t = await scene.client('tom2', { root: takerRoot })
+    expect(await t.get(g.userId, '/shot')).toMatchObject({ files: 1, failed: [] })
+    expect(await listTree(join(takerRoot, 'shot'))).toEqual(['other.txt'])
   })
 
   it('the giver answers an offset with the whole file when its file changed after the manifest', async () => {
