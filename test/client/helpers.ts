@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { connect, type Client, type ClientEvents, type ConnectOptions } from '../../src/client/index.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
-import type { WireClient } from '../helpers/wire-client.ts'
+import { join as joinRaw, type WireClient } from '../helpers/wire-client.ts'
 
 export const PROJECT = 'Test Film'
 
@@ -12,6 +12,7 @@ export const PROJECT = 'Test Film'
 export class Scene {
   readonly dirs: string[] = []
   readonly clients: Client[] = []
+  readonly raws: WireClient[] = []
   server!: TestServer
 
   async start (o: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
@@ -32,7 +33,15 @@ export class Scene {
     return c
   }
 
+  /** A bare wire client, past the handshake, closed by `cleanup()`. */
+  async raw (username: string): Promise<WireClient> {
+    const { client } = await joinRaw(this.server.port, PROJECT, { username })
+    this.raws.push(client)
+    return client
+  }
+
   async cleanup (): Promise<void> {
+    for (const r of this.raws.splice(0)) r.close()
     for (const c of this.clients.splice(0)) c.destroy()
     await this.server?.close()
     for (const d of this.dirs.splice(0)) await rm(d, { recursive: true, force: true })

@@ -2,40 +2,12 @@ import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promis
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildManifest, GetError, HashCache } from '../../src/client/index.ts'
-import { join as joinRaw, type WireClient } from '../helpers/wire-client.ts'
-import { listTree, PROJECT, Scene, sha256, writeTree } from './helpers.ts'
+import type { WireClient } from '../helpers/wire-client.ts'
+import { awaitGive, listTree, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
-const raws: WireClient[] = []
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.close()
-  await scene.cleanup()
-})
-
-async function raw (username: string): Promise<WireClient> {
-  const { client } = await joinRaw(scene.server.port, PROJECT, { username })
-  raws.push(client)
-  return client
-}
-
-/** A raw giver passes until the server hands it `["give", folder]`; returns the folder. */
-async function awaitGive (w: WireClient): Promise<string> {
-  for (let round = 0; round < 100; round++) {
-    w.send('yours')
-    while (true) {
-      const v = await w.recv()
-      if (v === 'yours') break
-      if (Array.isArray(v) && v[0] === 'give') return v[1] as string
-      if (v === 'story' || v === 'assets' || v === 'analytics') {
-        w.send(v === 'assets' ? {} : [{}, '0000/00/00-00:00:00'])
-        await w.recv()
-        w.send('ack')
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error('no give came')
-}
+afterEach(async () => { await scene.cleanup() })
+const raw = async (username: string): Promise<WireClient> => await scene.raw(username)
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 

@@ -3,21 +3,12 @@ import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GetError, type GiveProgress } from '../../src/client/index.ts'
-import { join as joinRaw, type WireClient } from '../helpers/wire-client.ts'
-import { awaitGive, listTree, PROJECT, Scene, sha256, writeTree } from './helpers.ts'
+import type { WireClient } from '../helpers/wire-client.ts'
+import { awaitGive, listTree, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
-const raws: WireClient[] = []
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.close()
-  await scene.cleanup()
-})
-
-async function raw (username: string): Promise<WireClient> {
-  const { client } = await joinRaw(scene.server.port, PROJECT, { username })
-  raws.push(client)
-  return client
-}
+afterEach(async () => { await scene.cleanup() })
+const raw = async (username: string): Promise<WireClient> => await scene.raw(username)
 
 /** Every byte a reference giver sent for its gives, added up from its `give` progress. */
 function bytesSentBy (c: { on: (e: 'give', l: (p: GiveProgress) => void) => unknown }): () => number {
