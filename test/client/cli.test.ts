@@ -1,10 +1,10 @@
 import { execFile, spawn } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Client } from '../../src/client/index.ts'
 import { TIMESTAMP_PATTERN } from '../../protocol/messages.ts'
-import { join as joinRaw } from '../helpers/wire-client.ts'
 import { awaitGive, listTree, PROJECT, sampleFolder, Scene, sha256, waitFor, writeTree } from './helpers.ts'
 
 const CWD = new URL('../..', import.meta.url).pathname
@@ -144,7 +144,7 @@ describe('command-line client', () => {
     expect(again.code).toBe(0)
     expect(again.stdout).toMatch(/^got 0 files \(0 B\) .* \| 5 up to date \|/)
 
-    const { client: liar } = await joinRaw(scene.server.port, PROJECT, { username: 'lena' })
+    const liar = await scene.raw('lena')
     try {
       const run = cli([...global, '--root', root, 'get', 'lena', '/f'])
       await awaitGive(liar)
@@ -160,6 +160,36 @@ describe('command-line client', () => {
     } finally {
       liar.close()
     }
+  })
+
+  it('Ctrl-C in a get keeps the part (exit 1), and the next get resumes it from another giver', async () => {
+    const root = await scene.dir()
+    const big = randomBytes(4 * 1024 * 1024)
+    await writeTree(giverRoot, { 'chr/Big/big.bin': big })
+    const dying = await scene.raw('dina')
+    const child = spawn(process.execPath, [...CLI, ...global, '--root', root, 'get', 'dina', '/chr/Big'], { cwd: CWD })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+    try {
+      await awaitGive(dying)
+      dying.send({ 'big.bin': { hash: sha256(big), size: big.length } })
+      expect(await dying.recv()).toEqual(['big.bin'])
+      dying.send(['file', 'big.bin', big.length])
+      dying.sendBinary(big.subarray(0, 1024 * 1024))
+      const part = join(root, 'chr/Big/.big.bin.vcmu-part')
+      for (let i = 0; i < 200 && (await stat(part).catch(() => null))?.size !== 1024 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      child.kill('SIGINT')
+      expect(await exited).toBe(1)
+      expect(stderr).toMatch(/interrupted: what arrived of the current file is kept, and the next get resumes it/)
+      expect((await stat(part)).size).toBe(1024 * 1024)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+    const again = await cli([...global, '--root', root, 'get', 'gina', '/chr/Big'])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toMatch(/^got 1 files \(3\.0 MiB, 1 resumed\) of \/chr\/Big from gina \|/)
+    expect(Buffer.compare(await readFile(join(root, 'chr/Big/big.bin')), big)).toBe(0)
   })
 
   it('--root defaults to INIT_CWD under npm, else to the current folder', async () => {
