@@ -165,6 +165,11 @@ class Take {
       if (this.o.dryRun !== true) await mkdir(this.o.root, { recursive: true })
       rootReal = await realpath(this.o.root)
     } catch (err) {
+      if (this.o.dryRun === true) {
+        // No root yet: everything would be new.
+        const all = Object.keys(first)
+        return { ...await this.endEarly(), plan: { new: all, changed: [], conflict: [], delete: [], upToDate: [] } }
+      }
       // Nothing can be written: ask for nothing, and say why for every file.
       const reason = `cannot write the root: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
       for (const path of Object.keys(first)) this.failed.push({ path, reason })

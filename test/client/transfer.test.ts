@@ -209,6 +209,12 @@ describe('nothing local is lost', () => {
     expect(dry.plan).toEqual({ new: ['new.txt'], changed: [], conflict: ['changed.txt'], delete: ['extra.txt'], upToDate: ['same.txt'] })
     expect(dry).toMatchObject({ files: 0, bytes: 0, deleted: [], conflicts: [] })
     expect(await snapshot()).toEqual(before)
+
+    // Into a root that does not exist yet: all new, and still nothing created.
+    const nowhere = join(await scene.dir(), 'not/yet')
+    const fresh = await scene.client('newbie', { root: nowhere })
+    expect((await fresh.get(g.userId, '/shot', { dryRun: true })).plan).toEqual({ new: ['changed.txt', 'new.txt', 'same.txt'], changed: [], conflict: [], delete: [], upToDate: [] })
+    expect(await stat(nowhere).catch(() => null)).toBeNull()
   })
 })
 
