@@ -9,6 +9,7 @@ import { ClientError, RequestError } from './errors.ts'
 import { folderPath } from './fs-safety.ts'
 import { give, type GiveProgress } from './give.ts'
 import { HashCache } from './hash-cache.ts'
+import { buildManifest } from './manifest.ts'
 import { take, type GetProgress, type GetResult } from './take.ts'
 import { Channel, errorOf, unexpected } from './wire.ts'
 
@@ -347,7 +348,25 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     if (folderPath(this.root, folder) === null) {
       return Promise.reject(new ClientError('bad_path', `folder ${JSON.stringify(folder)} is not a project path inside the root`))
     }
-    return this.enqueue(async () => {
+    return this.getAfterIndexing(userId, folder, options)
+  }
+
+  /**
+   * The local folder is indexed first, outside the turn: on a first get into
+   * a large folder that is not indexed yet, hashing it must not happen while
+   * the server waits for the getlist (its idle limit would end the connection).
+   */
+  private async getAfterIndexing (userId: UserId, folder: string, options: GetOptions): Promise<GetResult> {
+    let lastReport = 0
+    await buildManifest(this.root, folder, this.hashCache, (done, total) => {
+      const now = performance.now()
+      if (done !== total && now - lastReport < 100) return
+      lastReport = now
+      const p: GetProgress = { phase: 'checking', giver: userId, folder, filesDone: done, filesTotal: total, bytesDone: 0, bytesTotal: 0 }
+      options.onProgress?.(p)
+      this.emit('getProgress', p)
+    }).catch(() => {})
+    return await this.enqueue(async () => {
       // The giver's name goes into conflict copies' names: learn it if this client does not know it yet.
       if (options.giverName === undefined && this.usersMap[userId] === undefined) await this.usersExchange()
       this.ch.sendJson(['get', userId, folder])

@@ -124,13 +124,19 @@ export const folderRelOf = (folder: string): string => folder.replace(/^\/+/, ''
  * mtime and mode. A missing folder gives `missing` (answered with §5's
  * `["missing", folder, reason]`).
  */
-export async function buildManifest (root: string, folder: string, cache: HashCache): Promise<BuiltManifest> {
+export async function buildManifest (root: string, folder: string, cache: HashCache,
+  onHashed?: (done: number, total: number) => void): Promise<BuiltManifest> {
   const where = await realFolder(root, folder)
   if (typeof where === 'string') return { manifest: {}, entries: new Map(), dirReal: null, rootReal: '', missing: where }
   const { rootReal, dirReal } = where
   const files = await walkFolder(rootReal, dirReal, folderRelOf(folder), IgnoreRules.load(rootReal))
 
-  const hashed = await mapLimit(files, HASH_CONCURRENCY, async (f) => await cache.hash(f.real, f.stats).catch(() => null))
+  let done = 0
+  const hashed = await mapLimit(files, HASH_CONCURRENCY, async (f) => {
+    const h = await cache.hash(f.real, f.stats).catch(() => null)
+    onHashed?.(++done, files.length)
+    return h
+  })
   const manifest: Record<string, WireEntry> = {}
   const entries = new Map<string, ManifestEntry>()
   files.forEach((f, i) => {
