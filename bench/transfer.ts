@@ -129,13 +129,37 @@ function cpuOf (pid: number | undefined): number {
   }
 }
 
-/** CPU seconds the server, the giver and the taker (this process) spend in `f`. */
-async function cpuOfStep (ctx: Ctx, giver: Giver, f: () => Promise<number>): Promise<{ seconds: number, cpu: string }> {
-  const before = [cpuOf(ctx.serverPid), cpuOf(giver.child.pid), process.cpuUsage()] as const
-  const seconds = await f()
-  const taker = process.cpuUsage(before[2])
-  const cpu = [cpuOf(ctx.serverPid) - before[0], cpuOf(giver.child.pid) - before[1], (taker.user + taker.system) / 1e6]
-  return { seconds, cpu: cpu.map((c) => c.toFixed(2)).join(' / ') }
+/** CPU seconds of this process's finished children (rsync and what it ran), from /proc. */
+function childrenCpu (): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ')
+  return (Number(fields[13]) + Number(fields[14])) / 100
+}
+
+const selfCpu = (since?: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since)
+  return (u.user + u.system) / 1e6
+}
+
+/** Elapsed seconds, and CPU seconds of every process involved (the sum, and its split). */
+interface Measure { seconds: number, cpu: number, split: string }
+
+/** `f` with the CPU of the server, the giver and the taker (this process). */
+async function measureGet (ctx: Ctx, giver: Giver, what: string, f: () => Promise<unknown>): Promise<Measure> {
+  const server0 = cpuOf(ctx.serverPid)
+  const giver0 = cpuOf(giver.child.pid)
+  const taker0 = process.cpuUsage()
+  const seconds = await timed(what, f)
+  const parts = [cpuOf(ctx.serverPid) - server0, cpuOf(giver.child.pid) - giver0, selfCpu(taker0)]
+  return { seconds, cpu: parts.reduce((a, b) => a + b, 0), split: parts.map((c) => c.toFixed(2)).join(' / ') }
+}
+
+/** `f` run here (a hash) or in child processes (rsync): elapsed and CPU seconds. */
+async function measureHere (what: string, f: () => Promise<unknown>): Promise<Measure> {
+  const self0 = process.cpuUsage()
+  const children0 = childrenCpu()
+  const seconds = await timed(what, f)
+  const cpu = selfCpu(self0) + childrenCpu() - children0
+  return { seconds, cpu, split: '' }
 }
 
 /** The giver as an artist runs it: `serve` in its own process (the taker is this process, the server a third). */
@@ -172,23 +196,26 @@ async function scenarios (ctx: Ctx, dataset: string, folder: string, rels: reado
   const giverDir = join(ctx.giverRoot, folder)
   const rsyncTo = join(ctx.rsyncDest, folder)
   await mkdir(rsyncTo, { recursive: true })
-  const rsync = async (what: string): Promise<number | null> =>
-    ctx.rsync ? await timed(`rsync ${what}`, async () => await run('rsync', ['-a', `${giverDir}/`, `${rsyncTo}/`])) : null
+  const rsync = async (what: string): Promise<Measure | null> =>
+    ctx.rsync ? await measureHere(`rsync ${what}`, async () => await run('rsync', ['-a', `${giverDir}/`, `${rsyncTo}/`])) : null
   // Both indexes cold for the fresh get.
   await rm(join(ctx.giverRoot, '.vcmu'), { recursive: true, force: true })
   let giver = await startGiver(ctx, 'giver')
   const taker: Client = await connect({ host: '127.0.0.1', port: ctx.port, project: 'Bench', username: 'taker', root: ctx.takerRoot, holdTurnWhenIdle: true })
-  let cpu = ''
-  const row = (scenario: string, seconds: number, moved: number, baseline: string, base: number | null, aim: string): Row => ({
-    dataset, scenario, 'client s': seconds.toFixed(2), moved: mibText(moved), baseline,
-    'baseline s': base === null ? 'skipped (no rsync)' : base.toFixed(2), 'client/baseline': base === null ? '-' : ratio(seconds, base), aim,
-    'CPU s server / giver / taker': cpu
+  const row = (scenario: string, c: Measure, moved: number, baseline: string, b: Measure | null, aim: string): Row => ({
+    dataset,
+    scenario,
+    moved: mibText(moved),
+    'client s': c.seconds.toFixed(2),
+    baseline,
+    'baseline s': b === null ? 'skipped (no rsync)' : b.seconds.toFixed(2),
+    'client/baseline': b === null ? '-' : ratio(c.seconds, b.seconds),
+    'CPU s client (server / giver / taker)': `${c.cpu.toFixed(2)} (${c.split})`,
+    'baseline CPU s': b === null ? '-' : b.cpu.toFixed(2),
+    'CPU client/baseline': b === null ? '-' : ratio(c.cpu, b.cpu),
+    aim
   })
-  const get = async (what: string, f: () => Promise<void>): Promise<number> => {
-    const r = await cpuOfStep(ctx, giver, async () => await timed(what, f))
-    cpu = r.cpu
-    return r.seconds
-  }
+  const get = async (what: string, f: () => Promise<void>): Promise<Measure> => await measureGet(ctx, giver, what, f)
   try {
     let bytes = 0
     const fresh = await get('fresh get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
@@ -199,7 +226,7 @@ async function scenarios (ctx: Ctx, dataset: string, folder: string, rels: reado
     rows.push(row('incremental (3 files changed)', incremental, bytes, 'rsync -a', await rsync('incremental'), '≤ 1×'))
 
     const noChange = await get('no-change get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
-    const hashAll = await timed('fresh hash', async () => await buildManifest(ctx.takerRoot, `/${folder}`, new HashCache(ctx.takerRoot, { inMemory: true })))
+    const hashAll = await measureHere('fresh hash', async () => await buildManifest(ctx.takerRoot, `/${folder}`, new HashCache(ctx.takerRoot, { inMemory: true })))
     rows.push(row('no change', noChange, bytes, 'fresh hash of the folder', hashAll, '≤ 0.1×'))
     const rsyncNoChange = await rsync('no change')
     if (rsyncNoChange !== null) rows.push(row('no change', noChange, bytes, 'rsync -a', rsyncNoChange, '-'))
