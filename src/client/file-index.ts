@@ -37,7 +37,8 @@ export interface PartRecord {
  */
 export class FileIndex {
   private readonly db: Database.Database
-  private readonly getFile: Database.Statement<[string], IndexedFile>
+  private readonly allFiles: Database.Statement<[], { path: string } & IndexedFile>
+  private memory: Map<string, IndexedFile> | null = null
   private readonly putFile: Database.Statement<[string, number, number, number, number, string, number]>
   private readonly delFile: Database.Statement<[string]>
   private readonly getFetched: Database.Statement<[string], { hash: string }>
@@ -65,7 +66,7 @@ export class FileIndex {
       CREATE TABLE IF NOT EXISTS fetched (path TEXT PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, hash TEXT NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID;
     `)
-    this.getFile = db.prepare('SELECT size, mtime_ms AS mtimeMs, ctime_ms AS ctimeMs, ino, hash, hashed_at AS hashedAt FROM files WHERE path = ?')
+    this.allFiles = db.prepare('SELECT path, size, mtime_ms AS mtimeMs, ctime_ms AS ctimeMs, ino, hash, hashed_at AS hashedAt FROM files')
     this.putFile = db.prepare('INSERT OR REPLACE INTO files (path, size, mtime_ms, ctime_ms, ino, hash, hashed_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.delFile = db.prepare('DELETE FROM files WHERE path = ?')
     this.getFetched = db.prepare('SELECT hash FROM fetched WHERE path = ?')
@@ -89,16 +90,27 @@ export class FileIndex {
     return new FileIndex(new Database(':memory:'))
   }
 
+  /**
+   * The record of `path`. All records are read into memory at the first
+   * lookup (one query instead of one per file), then kept in step with this
+   * index's writes. Another process writing the same index meanwhile only
+   * makes a record look stale: the file's stat then differs and it is hashed.
+   */
   file (path: string): IndexedFile | undefined {
-    return this.getFile.get(path)
+    if (this.memory === null) {
+      this.memory = new Map(this.allFiles.all().map(({ path: p, ...f }) => [p, f]))
+    }
+    return this.memory.get(path)
   }
 
   setFile (path: string, f: IndexedFile): void {
     this.putFile.run(path, f.size, f.mtimeMs, f.ctimeMs, f.ino, f.hash, f.hashedAt)
+    this.memory?.set(path, f)
   }
 
   forgetFile (path: string): void {
     this.delFile.run(path)
+    this.memory?.delete(path)
   }
 
   /** The hash the file at `path` had when `get` last put it in place. */

@@ -76,8 +76,15 @@ export class HashCache {
   key (real: string): string | null {
     const idx = this.index
     void idx
-    if (this.rootReal === null || !isInside(this.rootReal, real)) return null
-    return relative(this.rootReal, real).split(sep).join('/')
+    const root = this.rootReal
+    if (root === null) return null
+    // The common case, a normalised path below the root, without path.relative's work.
+    if (real.startsWith(root) && real.charAt(root.length) === sep && !real.includes(`${sep}..`) && !real.includes(`${sep}.${sep}`)) {
+      const rest = real.slice(root.length + 1)
+      return sep === '/' ? rest : rest.split(sep).join('/')
+    }
+    if (!isInside(root, real)) return null
+    return relative(root, real).split(sep).join('/')
   }
 
   /** The hash of the regular file at `path` (absolute; give the real path). */

@@ -21,10 +21,12 @@ export const DEFAULT_IGNORES: readonly string[] = [
  * root, with `/`; a folder is asked about with a trailing `/`.
  */
 export class IgnoreRules {
-  private readonly rules: Ignore
+  /** Null when the root has no rules of its own: the defaults are then checked by `isDefaultIgnored`, quicker. */
+  private readonly rules: Ignore | null
 
   constructor (extra: string) {
-    this.rules = ignore().add([...DEFAULT_IGNORES]).add(extra)
+    const own = extra.split(/\r?\n/).some((l) => l.trim() !== '' && !l.trimStart().startsWith('#'))
+    this.rules = own ? ignore().add([...DEFAULT_IGNORES]).add(extra) : null
   }
 
   /** The rules of `rootReal` (the defaults alone when it has no ignore file). */
@@ -40,6 +42,17 @@ export class IgnoreRules {
 
   /** True when `rel` (relative to the root; a folder ends with `/`) is not shared. */
   ignores (rel: string): boolean {
-    return rel !== '' && rel !== '/' && this.rules.ignores(rel)
+    if (rel === '' || rel === '/') return false
+    return this.rules === null ? isDefaultIgnored(rel) : this.rules.ignores(rel)
   }
+}
+
+const BLEND_BACKUP = /\.blend([1-9]|[12][0-9]|3[0-2])$/
+
+/** DEFAULT_IGNORES without the `ignore` package (a test checks both agree). */
+export function isDefaultIgnored (rel: string): boolean {
+  if (rel.startsWith(`${CLIENT_DIR}/`)) return true
+  const path = rel.endsWith('/') ? rel.slice(0, -1) : rel
+  // As gitignore: what lies below an ignored folder is ignored too.
+  return path.split('/').some((name) => name.endsWith(PART_SUFFIX) || BLEND_BACKUP.test(name))
 }

@@ -5,7 +5,7 @@ export { GetError, type DryRun, type GetPhase, type GetResult, type GetProgress,
 export type { GiveProgress } from './give.ts'
 export { HashCache, type HashCacheOptions } from './hash-cache.ts'
 export { FileIndex, CLIENT_DIR, INDEX_FILE } from './file-index.ts'
-export { IgnoreRules, IGNORE_FILE, DEFAULT_IGNORES, PART_SUFFIX } from './ignore-rules.ts'
+export { IgnoreRules, IGNORE_FILE, DEFAULT_IGNORES, PART_SUFFIX, isDefaultIgnored } from './ignore-rules.ts'
 export { buildManifest, type WireEntry } from './manifest.ts'
 export { conflictName, stamp } from './local-changes.ts'
 export { formatTimestamp } from './timestamp.ts'

@@ -3,6 +3,7 @@ import { stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { JsonValue } from '../../protocol/frame.ts'
 import { filePath, isInside, mapLimit, realTarget } from './fs-safety.ts'
+import type { PartRecord } from './file-index.ts'
 import type { HashCache } from './hash-cache.ts'
 import { IgnoreRules, PART_SUFFIX } from './ignore-rules.ts'
 import { folderRelOf, walkFolder } from './manifest.ts'
@@ -95,9 +96,11 @@ export async function makePlan (o: {
     }
     return known
   }
+  // Interrupted transfers are few: read them once rather than asking the index for every file.
+  const parts = new Map(o.cache.index.parts().map((p) => [p.path, p]))
   const planned = await mapLimit(candidates, HASH_CONCURRENCY, async (c): Promise<PlannedFile | string> => {
     try {
-      return await planOne(o.rootReal, o.cache, c.rel, c.path, c.offered, o.tidy, await folderOf(dirname(c.path)))
+      return await planOne(o.rootReal, o.cache, parts, c.rel, c.path, c.offered, o.tidy, await folderOf(dirname(c.path)))
     } finally {
       o.onChecked(++checked, candidates.length)
     }
@@ -140,7 +143,7 @@ async function landing (rootReal: string, path: string, folder: { real: string, 
   return await realTarget(rootReal, target)
 }
 
-async function planOne (rootReal: string, cache: HashCache, rel: string, path: string, offered: Offered, tidy: boolean,
+async function planOne (rootReal: string, cache: HashCache, parts: ReadonlyMap<string, PartRecord>, rel: string, path: string, offered: Offered, tidy: boolean,
   folder: { real: string, exists: boolean } | null): Promise<PlannedFile | string> {
   const target = await landing(rootReal, path, folder)
   if (target === null) return 'refused: the target lies outside the root (symlink)'
@@ -156,7 +159,8 @@ async function planOne (rootReal: string, cache: HashCache, rel: string, path: s
     else action = cache.fetched(target) === mine.hash ? 'changed' : 'conflict'
   }
   let offset = 0
-  const kept = cache.part(part)
+  const partKey = cache.key(part)
+  const kept = partKey === null ? undefined : parts.get(partKey)
   const partStat = folder?.exists === true ? lstatOrNull(part) : null
   const partSize = partStat?.isFile() === true ? partStat.size : -1
   if (action !== 'up to date' && kept?.hash === offered.hash && partSize > 0 && (offered.size === undefined || partSize <= offered.size)) {
