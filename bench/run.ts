@@ -26,7 +26,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'client', module: './client.ts', fn: 'benchClient' },
   { name: 'persist', module: './persist.ts', fn: 'benchPersist' },
   { name: 'relay', module: './relay.ts', fn: 'benchRelay' },
-  { name: 'hog', module: './hog.ts', fn: 'benchHog' }
+  { name: 'hog', module: './hog.ts', fn: 'benchHog' },
+  { name: 'transfer', module: './transfer.ts', fn: 'benchTransfer' }
 ]
 
 /** A markdown table; columns are the union of the rows' keys, in first-seen order. */

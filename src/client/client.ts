@@ -9,6 +9,7 @@ import { ClientError, RequestError } from './errors.ts'
 import { folderPath } from './fs-safety.ts'
 import { give, type GiveProgress } from './give.ts'
 import { HashCache } from './hash-cache.ts'
+import { buildManifest } from './manifest.ts'
 import { take, type GetProgress, type GetResult } from './take.ts'
 import { Channel, errorOf, unexpected } from './wire.ts'
 
@@ -38,10 +39,20 @@ export interface ConnectOptions {
   /** The local project folder: what `get` writes into and what is served. */
   root: string
   state?: LocalState
-  /** Serve `root` when another user asks (default true); false answers every give with an empty manifest. */
+  /** Serve `root` when another user asks (default true); false answers every give with `missing` ("not serving"). */
   serve?: boolean
-  /** Share one between clients of the same root to hash each file once. */
+  /**
+   * The root's index of hashes (default: one opened on `root`, persisted in
+   * `<root>/.vcmu/index.sqlite`, closed with the client). Share one between
+   * clients of the same root.
+   */
   hashCache?: HashCache
+  /**
+   * The contract revision the server speaks (default 2). With 1, manifests
+   * carry bare hashes (no size, mtime, mode), interrupted files start over,
+   * and a missing folder is answered with an empty manifest.
+   */
+  protocolRevision?: 1 | 2
   /** After a `"users"` notification, ask for the users list on the next turn (default true). */
   autoRefreshUsers?: boolean
   /**
@@ -50,10 +61,29 @@ export interface ConnectOptions {
    * whose hold is 0, so the client never spins.
    */
   idlePassIntervalMs?: number
+  /**
+   * Keep the turn while idle instead of passing it (default false): requests
+   * then go out at once, never waiting for the end of a held pass (up to the
+   * server's turn hold), but notifications and gives wait until the next
+   * request. For short-lived clients that only make requests (the CLI's
+   * users, say, at, get). The turn is still passed every 30 s (the server's
+   * idle limit is 120 s by default).
+   */
+  holdTurnWhenIdle?: boolean
   /** Connecting plus handshake plus initial sync, in ms (default 10 000). */
   timeoutMs?: number
   /** Largest frame accepted from the server (default 64 MiB). */
   maxFrame?: number
+}
+
+export interface GetOptions {
+  onProgress?: (p: GetProgress) => void
+  /** Move local files the giver does not have into `<root>/.vcmu/trash/<time>/` (never deleted). */
+  delete?: boolean
+  /** Change nothing: the result's `plan` says what a get would do. */
+  dryRun?: boolean
+  /** Used in conflict copies' names (default: the giver's user name, else its id). */
+  giverName?: string
 }
 
 export interface StoryState { readonly owner: UserId, readonly story: JsonObject }
@@ -226,6 +256,9 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
   private closing = false
   private destroyed = false
   private wakeUp: (() => void) | null = null
+  private readonly ownsCache: boolean
+  private readonly revision: 1 | 2
+  private readonly holdTurnWhenIdle: boolean
 
   constructor (ch: Channel, o: ConnectOptions, state: LocalState, initial: Initial) {
     super()
@@ -236,7 +269,10 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     this.username = o.username
     this.project = o.project
     this.root = o.root
-    this.hashCache = o.hashCache ?? new HashCache()
+    this.hashCache = o.hashCache ?? new HashCache(o.root)
+    this.ownsCache = o.hashCache === undefined
+    this.revision = o.protocolRevision ?? 2
+    this.holdTurnWhenIdle = o.holdTurnWhenIdle ?? false
     this.serve = o.serve ?? true
     this.autoRefreshUsers = o.autoRefreshUsers ?? true
     this.idlePassIntervalMs = o.idlePassIntervalMs ?? 250
@@ -301,22 +337,48 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
 
   /**
    * Fetches `folder` of user `userId` into `root/<folder>` (§5): only files
-   * whose SHA-256 differs from the local copy are asked for; each lands
-   * through a temp file and is renamed into place once its hash matches.
-   * Resolves with what was done; a relay error rejects with a GetError
-   * carrying the partial result.
+   * whose SHA-256 differs from the local copy are asked for (interrupted ones
+   * from where they stopped); each lands through a part file and is renamed
+   * into place once the whole file's hash matches, with the giver's mtime and
+   * execute bits. A local file edited here is kept as a conflict copy first.
+   * Resolves with what was done; a server error (`no_such_folder`,
+   * `relay_failed`…) rejects with a GetError carrying the partial result.
    */
-  get (userId: UserId, folder: string, options: { onProgress?: (p: GetProgress) => void } = {}): Promise<GetResult> {
+  get (userId: UserId, folder: string, options: GetOptions = {}): Promise<GetResult> {
     if (folderPath(this.root, folder) === null) {
       return Promise.reject(new ClientError('bad_path', `folder ${JSON.stringify(folder)} is not a project path inside the root`))
     }
-    return this.enqueue(async () => {
+    return this.getAfterIndexing(userId, folder, options)
+  }
+
+  /**
+   * The local folder is indexed first, outside the turn: on a first get into
+   * a large folder that is not indexed yet, hashing it must not happen while
+   * the server waits for the getlist (its idle limit would end the connection).
+   */
+  private async getAfterIndexing (userId: UserId, folder: string, options: GetOptions): Promise<GetResult> {
+    let lastReport = 0
+    await buildManifest(this.root, folder, this.hashCache, (done, total) => {
+      const now = performance.now()
+      if (done !== total && now - lastReport < 100) return
+      lastReport = now
+      const p: GetProgress = { phase: 'checking', giver: userId, folder, filesDone: done, filesTotal: total, bytesDone: 0, bytesTotal: 0 }
+      options.onProgress?.(p)
+      this.emit('getProgress', p)
+    }).catch(() => {})
+    return await this.enqueue(async () => {
+      // The giver's name goes into conflict copies' names: learn it if this client does not know it yet.
+      if (options.giverName === undefined && this.usersMap[userId] === undefined) await this.usersExchange()
       this.ch.sendJson(['get', userId, folder])
       return await take(this.ch, {
         root: this.root,
         giver: userId,
+        giverName: options.giverName ?? this.usersMap[userId]?.username,
         folder,
         cache: this.hashCache,
+        delete: options.delete,
+        dryRun: options.dryRun,
+        resume: this.revision >= 2,
         progress: (p) => { options.onProgress?.(p); this.emit('getProgress', p) }
       })
     })
@@ -375,6 +437,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
           await this.usersExchange()
           continue
         }
+        if (this.holdTurnWhenIdle && !this.closing && await this.idleHoldingTurn()) continue
         const started = performance.now()
         const delivered = await this.pass()
         const left = this.idlePassIntervalMs - (performance.now() - started)
@@ -395,8 +458,18 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     }
     const gone = info.error ?? new ClientError('closed', info.reason)
     for (const job of this.queue.splice(0)) job.fail(gone)
+    if (this.ownsCache) this.hashCache.close()
     this.emit('close', info)
     return info
+  }
+
+  /** Waits, holding the turn, for a request or close (true) or 30 s (false: time to pass). */
+  private async idleHoldingTurn (): Promise<boolean> {
+    if (this.queue.length > 0) return true
+    return await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => { this.wakeUp = null; resolve(false) }, 30_000)
+      this.wakeUp = () => { clearTimeout(t); resolve(true) }
+    })
   }
 
   private async endSocket (): Promise<void> {
@@ -428,7 +501,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
       } else if (Array.isArray(v) && v.length === 4 && v[1] === 'at' && typeof v[0] === 'string' && typeof v[2] === 'string' && typeof v[3] === 'string') {
         this.emit('at', { from: v[0], path: v[2], timestamp: v[3] })
       } else if (Array.isArray(v) && v.length === 2 && v[0] === 'give' && typeof v[1] === 'string') {
-        await give(this.ch, this.root, v[1], this.hashCache, this.serve, (p) => this.emit('give', p))
+        await give(this.ch, { root: this.root, folder: v[1], cache: this.hashCache, serve: this.serve, revision: this.revision }, (p) => this.emit('give', p))
       } else {
         throw unexpected(v, 'a notification or "yours"')
       }

@@ -8,7 +8,7 @@ import type { ErrorCode } from '../../protocol/errors.ts'
  * - `closed`: the connection ended (the server left, or `close()` was called),
  * - `bad_reply`: the server sent something the contract does not allow there.
  */
-export type ClientErrorCode = ErrorCode | 'wrong_project' | 'wrong_secret' | 'refused' | 'timeout' | 'closed' | 'bad_reply'
+export type ClientErrorCode = ErrorCode | 'no_such_folder' | 'wrong_project' | 'wrong_secret' | 'refused' | 'timeout' | 'closed' | 'bad_reply'
 
 /** Every rejection of the SDK is one of these. */
 export class ClientError extends Error {

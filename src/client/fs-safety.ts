@@ -4,6 +4,9 @@ import { checkProjectPath, checkRelativePath } from '../../protocol/paths.ts'
 
 /** True when `child` is `parent` or below it (both absolute, normalised). */
 export function isInside (parent: string, child: string): boolean {
+  // The common case without path.relative's work: a normalised child below the parent.
+  if (child.startsWith(parent) && child.charAt(parent.length) === sep && !child.includes(`${sep}..`) && !child.includes(`${sep}.${sep}`) &&
+    !child.endsWith(`${sep}.`) && !child.includes(`${sep}${sep}`)) return true
   const rel = relative(parent, child)
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))
 }

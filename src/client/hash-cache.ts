@@ -1,56 +1,171 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, type Stats } from 'node:fs'
+import { createReadStream, realpathSync, type Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import { relative, sep } from 'node:path'
 import { MAX_CHUNK } from '../../protocol/frame.ts'
+import { FileIndex, type IndexedFile, type PartRecord } from './file-index.ts'
+import { isInside } from './fs-safety.ts'
 
-interface Entry { readonly size: number, readonly mtimeMs: number, readonly ino: number, readonly hash: string }
-
-const unchanged = (e: Entry, s: Stats): boolean => e.size === s.size && e.mtimeMs === s.mtimeMs && e.ino === s.ino
+const sameStat = (e: Omit<IndexedFile, 'hash' | 'hashedAt'>, s: Stats): boolean =>
+  e.size === s.size && e.mtimeMs === s.mtimeMs && e.ctimeMs === s.ctimeMs && e.ino === s.ino
 
 /**
- * SHA-256 hex of files, remembered by path + size + mtime (+ inode), so an
- * unchanged folder is not read again. One cache can be shared by several
- * clients; it lives in memory.
+ * A file changed again within the same tick of the file system's clock keeps
+ * its size, mtime and ctime: an entry hashed that soon after the file's last
+ * change cannot be trusted ("racy", as git calls it) and is hashed again.
+ * File systems with whole-second times (FAT, HFS+, some shares) get 2 s.
+ */
+function racy (e: IndexedFile): boolean {
+  const coarse = e.mtimeMs % 1000 === 0 && e.ctimeMs % 1000 === 0
+  return e.hashedAt - Math.max(e.mtimeMs, e.ctimeMs) < (coarse ? 2_000 : 50)
+}
+
+const recordOf = (s: Stats, hash: string, hashedAt: number): IndexedFile =>
+  ({ size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, hash, hashedAt })
+
+export interface HashCacheOptions {
+  /** Keep the index in memory only (default: `<root>/.vcmu/index.sqlite`, memory when the root cannot be written). */
+  inMemory?: boolean
+  /** Called before each file is read to be hashed (tests count reads with it). */
+  onRead?: (path: string) => void
+}
+
+/**
+ * SHA-256 hex of the files of one root, remembered in the root's persistent
+ * index (FileIndex) by path + size + mtime + ctime + inode, so an unchanged
+ * file is never read again, also after a restart. Share one between clients
+ * of the same root.
  */
 export class HashCache {
-  private readonly entries = new Map<string, Entry>()
-  /** Files actually read and hashed (cache misses), for tests and stats. */
+  /** Files actually read and hashed (index misses), and their bytes, for tests and stats. */
   hashed = 0
-  /** Answers given from the cache. */
+  bytesHashed = 0
+  /** Answers given from the index. */
   hits = 0
+
+  private db: FileIndex | null = null
+  private transient: FileIndex | null = null
+  private rootReal: string | null = null
+  private readonly onRead: ((path: string) => void) | undefined
+
+  constructor (readonly root: string, private readonly options: HashCacheOptions = {}) {
+    this.onRead = options.onRead
+  }
+
+  /** The index, opened on first use (the root may only appear with the first `get`). */
+  get index (): FileIndex {
+    if (this.db !== null) return this.db
+    let real: string | null = null
+    try {
+      real = realpathSync(this.root)
+    } catch {
+      // No root yet: nothing to remember until it exists.
+      this.transient ??= FileIndex.memory()
+      return this.transient
+    }
+    this.rootReal = real
+    try {
+      this.db = this.options.inMemory === true ? FileIndex.memory() : FileIndex.open(real)
+    } catch {
+      this.db = FileIndex.memory()
+    }
+    return this.db
+  }
+
+  /** The index key of a real path: relative to the root's real path, with `/`; null outside the root. */
+  key (real: string): string | null {
+    const idx = this.index
+    void idx
+    const root = this.rootReal
+    if (root === null) return null
+    // The common case, a normalised path below the root, without path.relative's work.
+    if (real.startsWith(root) && real.charAt(root.length) === sep && !real.includes(`${sep}..`) && !real.includes(`${sep}.${sep}`)) {
+      const rest = real.slice(root.length + 1)
+      return sep === '/' ? rest : rest.split(sep).join('/')
+    }
+    if (!isInside(root, real)) return null
+    return relative(root, real).split(sep).join('/')
+  }
 
   /** The hash of the regular file at `path` (absolute; give the real path). */
   async hash (path: string, known?: Stats): Promise<{ hash: string, size: number }> {
     const before = known ?? await stat(path)
-    const cached = this.entries.get(path)
-    if (cached !== undefined && unchanged(cached, before)) {
+    const key = this.key(path)
+    const cached = key === null ? undefined : this.index.file(key)
+    if (cached !== undefined && sameStat(cached, before) && !racy(cached)) {
       this.hits++
       return { hash: cached.hash, size: cached.size }
     }
+    this.onRead?.(path)
     const h = createHash('sha256')
-    for await (const chunk of createReadStream(path, { highWaterMark: MAX_CHUNK })) h.update(chunk as Buffer)
+    for await (const chunk of createReadStream(path, { highWaterMark: MAX_CHUNK })) {
+      h.update(chunk as Buffer)
+      this.bytesHashed += (chunk as Buffer).byteLength
+    }
     const hash = h.digest('hex')
     this.hashed++
     const after = await stat(path)
-    // Only remember what did not change while it was read.
-    if (unchanged({ size: before.size, mtimeMs: before.mtimeMs, ino: before.ino, hash }, after)) {
-      this.entries.set(path, { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino, hash })
-    } else {
-      this.entries.delete(path)
+    const hashedAt = Date.now()
+    if (key !== null) {
+      // Only remember what did not change while it was read.
+      if (sameStat(before, after)) this.index.setFile(key, recordOf(after, hash, hashedAt))
+      else this.index.forgetFile(key)
     }
     return { hash, size: after.size }
   }
 
-  /** Records a hash already known (a file just received and verified). */
+  /**
+   * Records a hash already known: a file this client just wrote, verified and
+   * stat'ed. Trusted at once (not racy): nobody else had it before that stat.
+   */
   remember (path: string, s: Stats, hash: string): void {
-    this.entries.set(path, { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, hash })
+    const key = this.key(path)
+    if (key !== null) this.index.setFile(key, recordOf(s, hash, Math.max(Date.now(), Math.max(s.mtimeMs, s.ctimeMs) + 2_000)))
   }
 
   forget (path: string): void {
-    this.entries.delete(path)
+    const key = this.key(path)
+    if (key !== null) this.index.forgetFile(key)
   }
 
-  get size (): number {
-    return this.entries.size
+  /** A file `get` just put in place at `real` from `part`: indexed (trusted, see `remember`), marked as fetched, its part forgotten; one transaction. */
+  placed (real: string, part: string, s: Stats, hash: string): void {
+    const key = this.key(real)
+    const partKey = this.key(part)
+    if (key === null) return
+    this.index.placed(key, partKey, recordOf(s, hash, Math.max(Date.now(), Math.max(s.mtimeMs, s.ctimeMs) + 2_000)))
+  }
+
+  /** The hash `get` last put in place at `path` (a real path), if any. */
+  fetched (path: string): string | undefined {
+    const key = this.key(path)
+    return key === null ? undefined : this.index.fetched(key)
+  }
+
+  setFetched (path: string, hash: string): void {
+    const key = this.key(path)
+    if (key !== null) this.index.setFetched(key, hash)
+  }
+
+  part (path: string): PartRecord | undefined {
+    const key = this.key(path)
+    return key === null ? undefined : this.index.part(key)
+  }
+
+  setPart (path: string, p: PartRecord): void {
+    const key = this.key(path)
+    if (key !== null) this.index.setPart(key, p)
+  }
+
+  forgetPart (path: string): void {
+    const key = this.key(path)
+    if (key !== null) this.index.forgetPart(key)
+  }
+
+  close (): void {
+    this.db?.close()
+    this.transient?.close()
+    this.db = null
+    this.transient = null
   }
 }

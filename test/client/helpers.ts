@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { connect, type Client, type ClientEvents, type ConnectOptions } from '../../src/client/index.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { join as joinRaw, type WireClient } from '../helpers/wire-client.ts'
 
 export const PROJECT = 'Test Film'
 
@@ -11,6 +12,7 @@ export const PROJECT = 'Test Film'
 export class Scene {
   readonly dirs: string[] = []
   readonly clients: Client[] = []
+  readonly raws: WireClient[] = []
   server!: TestServer
 
   async start (o: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
@@ -31,7 +33,15 @@ export class Scene {
     return c
   }
 
+  /** A bare wire client, past the handshake, closed by `cleanup()`. */
+  async raw (username: string): Promise<WireClient> {
+    const { client } = await joinRaw(this.server.port, PROJECT, { username })
+    this.raws.push(client)
+    return client
+  }
+
   async cleanup (): Promise<void> {
+    for (const r of this.raws.splice(0)) r.close()
     for (const c of this.clients.splice(0)) c.destroy()
     await this.server?.close()
     for (const d of this.dirs.splice(0)) await rm(d, { recursive: true, force: true })
@@ -62,12 +72,13 @@ export async function writeTree (root: string, files: Record<string, Uint8Array 
   }
 }
 
-/** Every file under `dir`, as relative paths (with `/`), sorted. */
-export async function listTree (dir: string): Promise<string[]> {
+/** Every file under `dir`, as relative paths (with `/`), sorted; the client's own `.vcmu` folder only with `withClientDir`. */
+export async function listTree (dir: string, withClientDir = false): Promise<string[]> {
   const out: string[] = []
   const walk = async (d: string, prefix: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       const rel = prefix === '' ? e.name : `${prefix}/${e.name}`
+      if (rel === '.vcmu' && !withClientDir) continue
       if (e.isDirectory()) await walk(join(d, e.name), rel)
       else out.push(rel)
     }
@@ -85,4 +96,22 @@ export function sampleFolder (): Record<string, Uint8Array | string> {
     'render/deep/er/still/notes.md': '# notes\n',
     'Mória/ñandú 🎬.txt': 'unicode ✓\n'
   }
+}
+
+/** A raw giver passes until the server hands it `["give", folder]`; returns the folder. */
+export async function awaitGive (w: WireClient): Promise<string> {
+  for (let round = 0; round < 200; round++) {
+    w.send('yours')
+    while (true) {
+      const v = await w.recv(15_000)
+      if (v === 'yours') break
+      if (Array.isArray(v) && v[0] === 'give') return v[1] as string
+      if (v === 'story' || v === 'assets' || v === 'analytics') {
+        w.send(v === 'assets' ? {} : [{}, '0000/00/00-00:00:00'])
+        await w.recv()
+        w.send('ack')
+      }
+    }
+  }
+  throw new Error('no give came')
 }

@@ -2,40 +2,12 @@ import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promis
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildManifest, GetError, HashCache } from '../../src/client/index.ts'
-import { join as joinRaw, type WireClient } from '../helpers/wire-client.ts'
-import { listTree, PROJECT, Scene, sha256, writeTree } from './helpers.ts'
+import type { WireClient } from '../helpers/wire-client.ts'
+import { awaitGive, listTree, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
-const raws: WireClient[] = []
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.close()
-  await scene.cleanup()
-})
-
-async function raw (username: string): Promise<WireClient> {
-  const { client } = await joinRaw(scene.server.port, PROJECT, { username })
-  raws.push(client)
-  return client
-}
-
-/** A raw giver passes until the server hands it `["give", folder]`; returns the folder. */
-async function awaitGive (w: WireClient): Promise<string> {
-  for (let round = 0; round < 100; round++) {
-    w.send('yours')
-    while (true) {
-      const v = await w.recv()
-      if (v === 'yours') break
-      if (Array.isArray(v) && v[0] === 'give') return v[1] as string
-      if (v === 'story' || v === 'assets' || v === 'analytics') {
-        w.send(v === 'assets' ? {} : [{}, '0000/00/00-00:00:00'])
-        await w.recv()
-        w.send('ack')
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error('no give came')
-}
+afterEach(async () => { await scene.cleanup() })
+const raw = async (username: string): Promise<WireClient> => await scene.raw(username)
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -61,7 +33,7 @@ describe('taker side against a malicious or failing giver', () => {
     expect(await listTree(join(root, 'f'))).toEqual(['a.txt', 'b.txt']) // no temp file left
   })
 
-  it('keeps what arrived and the old file when the giver disconnects mid-file (relay_failed)', async () => {
+  it('keeps the old file, and what arrived as a part to resume, when the giver disconnects mid-file (relay_failed)', async () => {
     await scene.start()
     const root = await scene.dir()
     await writeTree(root, { 'f/big.bin': 'previous version' })
@@ -81,7 +53,8 @@ describe('taker side against a malicious or failing giver', () => {
     expect(err).toBeInstanceOf(GetError)
     expect(err).toMatchObject({ code: 'relay_failed', result: { files: 1, bytes: 3, failed: [{ path: 'big.bin' }] } })
     expect(await readFile(join(root, 'f/big.bin'), 'utf8')).toBe('previous version')
-    expect(await listTree(join(root, 'f'))).toEqual(['a.txt', 'big.bin'])
+    expect(await listTree(join(root, 'f'))).toEqual(['.big.bin.vcmu-part', 'a.txt', 'big.bin'])
+    expect(await readFile(join(root, 'f/.big.bin.vcmu-part'), 'utf8')).toBe('x'.repeat(100))
     // The client goes on.
     await t.say('still connected')
   })
@@ -135,9 +108,9 @@ describe('giver side never reads outside its root', () => {
     const g = await scene.client('giver', { root })
     const t = await raw('taker')
     t.send(['get', g.userId, '/f'])
-    const manifest = await t.recv() as Record<string, string>
+    const manifest = await t.recv() as Record<string, { hash: string }>
     expect(Object.keys(manifest).sort()).toEqual(['inside-link.txt', 'secret.txt', 'sub/x.txt'])
-    expect(manifest['secret.txt']).toBe(sha256('harmless'))
+    expect(manifest['secret.txt'].hash).toBe(sha256('harmless'))
     // Between manifest and getlist the file becomes a symlink out of the root.
     await rm(join(root, 'f/secret.txt'))
     await symlink(join(outside, 'secret'), join(root, 'f/secret.txt'))
@@ -156,7 +129,7 @@ describe('giver side never reads outside its root', () => {
     const files: Record<string, string> = {}
     for (let i = 0; i < 300; i++) files[`d${i % 7}/f${i}.txt`] = `file ${i}`
     await writeTree(root, files)
-    const cache = new HashCache()
+    const cache = new HashCache(root)
     const first = await buildManifest(root, '/', cache)
     expect(Object.keys(first.manifest)).toHaveLength(300)
     expect(cache.hashed).toBe(300)

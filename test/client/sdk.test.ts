@@ -127,7 +127,7 @@ describe('SDK: folders end to end', () => {
     g.on('give', (p) => gives.push(p.stage))
     let lastProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0 }
     const result = await t.get(g.userId, '/chr/Moria', { onProgress: (p) => { lastProgress = p } })
-    expect(result).toEqual({ files: 5, bytes: 3 * 1024 * 1024 + 12345 + 17 + 8 + 12, failed: [], skipped: 0 })
+    expect(result).toMatchObject({ files: 5, bytes: 3 * 1024 * 1024 + 12345 + 17 + 8 + 12, failed: [], skipped: 0, conflicts: [], deleted: [] })
     expect(lastProgress).toMatchObject({ filesDone: 5, filesTotal: 5, bytesDone: result.bytes })
     expect(gives).toContain('done')
     const dest = join(takerRoot, 'chr/Moria')
@@ -141,18 +141,18 @@ describe('SDK: folders end to end', () => {
     const hashedBefore = g.hashCache.hashed
     await writeFile(join(giverRoot, 'chr/Moria/readme.txt'), 'Moria, changed\n')
     const again = await t.get(g.userId, '/chr/Moria')
-    expect(again).toEqual({ files: 1, bytes: 15, failed: [], skipped: 4 })
+    expect(again).toMatchObject({ files: 1, bytes: 15, failed: [], skipped: 4, conflicts: [] })
     expect(g.hashCache.hashed - hashedBefore).toBe(1)
     expect(await readFile(join(dest, 'readme.txt'), 'utf8')).toBe('Moria, changed\n')
     expect(scene.server.lines.some((l) => l.startsWith(`served | /chr/Moria | from | ${g.userId} | to | ${t.userId} | files | 1 |`))).toBe(true)
 
     // Nothing changed: an empty getlist, nothing relayed.
-    expect(await t.get(g.userId, '/chr/Moria')).toEqual({ files: 0, bytes: 0, failed: [], skipped: 5 })
-    // A folder the giver does not have: an empty manifest.
-    expect(await t.get(g.userId, '/nothing/here')).toEqual({ files: 0, bytes: 0, failed: [], skipped: 0 })
+    expect(await t.get(g.userId, '/chr/Moria')).toMatchObject({ files: 0, bytes: 0, failed: [], skipped: 5 })
+    // A folder the giver does not have: no_such_folder (§5 revision 2 `missing`).
+    await expect(t.get(g.userId, '/nothing/here')).rejects.toMatchObject({ name: 'GetError', code: 'no_such_folder', detail: 'no such folder' })
   })
 
-  it('serves the whole root for "/" and a client with serve: false gives nothing', async () => {
+  it('serves the whole root for "/" and a client with serve: false answers "not serving"', async () => {
     await scene.start()
     const giverRoot = await scene.dir()
     await writeTree(giverRoot, { 'a.txt': 'a', 'b/c.txt': 'c' })
@@ -161,7 +161,7 @@ describe('SDK: folders end to end', () => {
     const t = await scene.client('taker')
     expect(await t.get(g.userId, '/')).toMatchObject({ files: 2, failed: [] })
     expect(await listTree(t.root)).toEqual(['a.txt', 'b/c.txt'])
-    expect(await t.get(quiet.userId, '/')).toEqual({ files: 0, bytes: 0, failed: [], skipped: 0 })
+    await expect(t.get(quiet.userId, '/')).rejects.toMatchObject({ code: 'no_such_folder', detail: 'not serving' })
   })
 
   it('rejects a local folder path that would leave the root, without asking the server', async () => {

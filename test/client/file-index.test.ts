@@ -1,0 +1,118 @@
+import { mkdtemp, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterEach, describe, expect, it } from 'vitest'
+import { buildManifest, HashCache } from '../../src/client/index.ts'
+import { Scene, sha256, writeTree } from './helpers.ts'
+
+const scene = new Scene()
+afterEach(async () => { await scene.cleanup() })
+
+/** Files as a studio has them: last changed a while ago (a change in the last instant is always checked again). */
+async function age (root: string, rels: string[]): Promise<void> {
+  const past = new Date(Date.now() - 3_600_000)
+  for (const rel of rels) await utimes(join(root, rel), past, past)
+  // utimes set the ctime to now: let the file system's clock move past it.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+}
+
+describe('persistent index', () => {
+  it('survives a restart of both sides: a no-change get reads no file, on the giver or the taker', async () => {
+    await scene.start()
+    const giverRoot = await scene.dir()
+    const takerRoot = await scene.dir()
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 40; i++) files[`shot/d${i % 4}/f${i}.txt`] = `content ${i}`
+    await writeTree(giverRoot, files)
+    await age(giverRoot, Object.keys(files))
+
+    const reads = { giver: [] as string[], taker: [] as string[] }
+    const g1 = await scene.client('gina', { root: giverRoot, hashCache: new HashCache(giverRoot, { onRead: (p) => reads.giver.push(p) }) })
+    const t1 = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { onRead: (p) => reads.taker.push(p) }) })
+    expect(await t1.get(g1.userId, '/shot')).toMatchObject({ files: 40, failed: [] })
+    expect(reads.giver).toHaveLength(40)
+    expect(reads.taker).toHaveLength(0) // received files are indexed as they land
+    await g1.close()
+    await t1.close()
+    g1.hashCache.close()
+    t1.hashCache.close()
+    reads.giver.length = 0
+    const g2 = await scene.client('gina', { root: giverRoot, hashCache: new HashCache(giverRoot, { onRead: (p) => reads.giver.push(p) }) })
+    const t2 = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { onRead: (p) => reads.taker.push(p) }) })
+    expect(await t2.get(g2.userId, '/shot')).toMatchObject({ files: 0, skipped: 40, failed: [] })
+    expect(reads).toEqual({ giver: [], taker: [] })
+    expect(g2.hashCache.hits).toBe(40)
+
+    // One file changes: exactly that one is read again by the giver; the taker still reads nothing.
+    await writeFile(join(giverRoot, 'shot/d1/f5.txt'), 'changed')
+    expect(await t2.get(g2.userId, '/shot')).toMatchObject({ files: 1, skipped: 39 })
+    expect(reads.giver).toEqual([join(giverRoot, 'shot/d1/f5.txt')])
+    expect(reads.taker).toEqual([])
+    g2.hashCache.close()
+    t2.hashCache.close()
+  })
+})
+
+type Op =
+  | { kind: 'write', file: number, content: string, aged: boolean }
+  | { kind: 'delete', file: number }
+  | { kind: 'restart' }
+  | { kind: 'check' }
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('write' as const), file: fc.integer({ min: 0, max: 3 }), content: fc.string({ maxLength: 6 }), aged: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), file: fc.integer({ min: 0, max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('check' as const) }) }
+)
+
+describe('index against the file system (property)', () => {
+  it('every hash it gives is the SHA-256 of the file as it is now, through writes, same-size rewrites, deletions and restarts', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
+      const root = await mkdtemp(join(tmpdir(), 'vcmu-index-'))
+      let cache = new HashCache(root)
+      const truth = new Map<string, string>()
+      try {
+        for (const o of ops) {
+          if (o.kind === 'write') {
+            const rel = `f${o.file}.txt`
+            await writeFile(join(root, rel), o.content)
+            // An old mtime, as a copy tool or an unzip leaves it: only size, ctime and inode tell the change.
+            if (o.aged) await utimes(join(root, rel), new Date(1_600_000_000_000), new Date(1_600_000_000_000))
+            truth.set(rel, o.content)
+          } else if (o.kind === 'delete') {
+            const rel = `f${o.file}.txt`
+            if (truth.delete(rel)) await unlink(join(root, rel))
+          } else if (o.kind === 'restart') {
+            cache.close()
+            cache = new HashCache(root)
+          } else {
+            const built = await buildManifest(root, '/', cache)
+            const got = Object.fromEntries(Object.entries(built.manifest).map(([rel, e]) => [rel, e.hash]))
+            expect(got).toEqual(Object.fromEntries([...truth].sort().map(([rel, c]) => [rel, sha256(c)])))
+            for (const [rel, c] of truth) expect(built.manifest[rel].size).toBe(Buffer.byteLength(c))
+          }
+        }
+      } finally {
+        cache.close()
+        await rm(root, { recursive: true, force: true })
+      }
+    }), { numRuns: 40 })
+  })
+
+  it('a file hashed long after its last change is answered from the index after a restart', async () => {
+    const root = await scene.dir()
+    await writeTree(root, { 'a.bin': 'abc' })
+    await age(root, ['a.bin'])
+    const first = new HashCache(root)
+    const real = join(root, 'a.bin')
+    expect((await first.hash(real, await stat(real))).hash).toBe(sha256('abc'))
+    expect(first.hashed).toBe(1)
+    first.close()
+    const second = new HashCache(root)
+    expect((await second.hash(real)).hash).toBe(sha256('abc'))
+    expect({ hashed: second.hashed, hits: second.hits }).toEqual({ hashed: 0, hits: 1 })
+    second.close()
+  })
+})
