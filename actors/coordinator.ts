@@ -44,14 +44,32 @@ export interface DurableState {
 
 export interface CoordinatorInput {
   readonly chatLimit: number
+  /**
+   * §8 acknowledged means durable: a change's acknowledgement (the merged
+   * story/analytics reply, `message.stored`) waits for `durable.committed`
+   * of its change number. False (no persistence): it goes out at once.
+   */
+  readonly awaitCommit?: boolean
   readonly relayTimeoutMs: number
   /** §4 idle limit, applied by relays to the side they wait on (default: the giver machine's). */
   readonly idleLimitMs?: number
   readonly restored?: DurableState
 }
 
+/** An acknowledgement held until its change is on disk. */
+export interface HeldAcknowledgement {
+  readonly version: number
+  readonly userId: UserId
+  readonly reply: CoordinatorReply
+}
+
 export interface CoordinatorContext extends DurableState {
   readonly chatLimit: number
+  readonly awaitCommit: boolean
+  /** Number of the last change of story, analytics or chat (the store's `version`). */
+  readonly changeVersion: number
+  /** Acknowledgements waiting for their change to be committed, oldest first. */
+  readonly held: readonly HeldAcknowledgement[]
   readonly relayTimeoutMs: number
   readonly idleLimitMs?: number
   readonly users: ReadonlyMap<UserId, UserRecord>
@@ -75,6 +93,8 @@ export type CoordinatorEvent =
   | { type: 'serve.begin', userId: UserId, relayId: number }
   | { type: 'relay.timedOut', relayId: number }
   | { type: 'relay.finished', relayId: number, outcome: RelayOutcome }
+  /** From the store: every change numbered `version` or less is on disk. */
+  | { type: 'durable.committed', version: number }
   | DoneActorEvent<unknown, string>
 
 /** What the coordinator sends a session. */
@@ -85,6 +105,8 @@ export type CoordinatorReply =
   | { type: 'assets.current', assets: AssetIndex }
   | { type: 'users.current', users: UsersReply }
   | { type: 'history.current', history: readonly ChatLine[] }
+  /** The chat line of a `message` request is stored (on disk, with persistence on). */
+  | { type: 'message.stored' }
   | { type: 'relay.accepted', relayId: number }
   | { type: 'relay.refused', code: ErrorCode, detail: string }
   | { type: 'relay.ended', error?: { code: ErrorCode, detail: string }, violation?: string }
@@ -102,12 +124,36 @@ function usersReply (users: ReadonlyMap<UserId, UserRecord>): UsersReply {
   return out
 }
 
+/** The part of an action's `enqueue` that commitChange uses. */
+interface ChangeEnqueuer {
+  assign: (values: Partial<CoordinatorContext>) => void
+  emit: (event: CoordinatorEmitted) => void
+  sendTo: (to: AnyActorRef, event: CoordinatorReply) => void
+}
+
+/**
+ * Records a change of the durable state: assigns it, tells the store, and
+ * sends `reply` to the user who made it, at once, or (§8) once the change is
+ * committed.
+ */
+function commitChange (context: CoordinatorContext, enqueue: ChangeEnqueuer, state: DurableState, userId: UserId, reply: CoordinatorReply): void {
+  const version = context.changeVersion + 1
+  enqueue.assign({ ...state, changeVersion: version })
+  enqueue.emit({ type: 'durableStateChanged', state, version })
+  const user = context.users.get(userId)
+  if (!context.awaitCommit) {
+    if (user !== undefined) enqueue.sendTo(user.session, reply)
+  } else if (user !== undefined) {
+    enqueue.assign({ held: [...context.held, { version, userId, reply }] })
+  }
+}
+
 /** What the coordinator tells the world outside the actors (subscribe with `actor.on`). */
 export type CoordinatorEmitted =
   /** A human log line, as the original server printed them. */
   | { type: 'log', line: string }
-  /** Story, analytics or chat changed: a store may save them. */
-  | { type: 'durableStateChanged', state: DurableState }
+  /** Story, analytics or chat changed (change number `version`): a store saves them, then sends `durable.committed`. */
+  | { type: 'durableStateChanged', state: DurableState, version: number }
 
 export const coordinatorMachine = setup({
   types: {
@@ -175,33 +221,33 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       const camera = event.submission.camera
       enqueue.assign({
-        story,
         users: user !== undefined && camera !== undefined
           ? new Map(context.users).set(event.userId, { ...user, camera })
           : context.users
       })
-      if (user !== undefined) enqueue.sendTo(user.session, { type: 'story.current', owner: story.owner, story: story.value })
+      const reply: CoordinatorReply = { type: 'story.current', owner: story.owner, story: story.value }
       const changed = story !== context.story
+      if (changed) commitChange(context, enqueue, { story, analytics: context.analytics, chat: context.chat }, event.userId, reply)
+      else if (user !== undefined) enqueue.sendTo(user.session, reply)
       if (changed || event.origin === 'request') {
         for (const [id, u] of context.users) {
           if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'story' } })
         }
       }
-      if (changed) enqueue.emit({ type: 'durableStateChanged', state: { story, analytics: context.analytics, chat: context.chat } })
     }),
     mergeSubmittedAnalytics: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'analytics.submit') return
       const analytics = mergeAnalytics(context.analytics, event.submission)
-      enqueue.assign({ analytics })
       const user = context.users.get(event.userId)
-      if (user !== undefined) enqueue.sendTo(user.session, { type: 'analytics.current', analytics: analytics.value })
+      const reply: CoordinatorReply = { type: 'analytics.current', analytics: analytics.value }
       const changed = analytics !== context.analytics
+      if (changed) commitChange(context, enqueue, { story: context.story, analytics, chat: context.chat }, event.userId, reply)
+      else if (user !== undefined) enqueue.sendTo(user.session, reply)
       if (changed || event.origin === 'request') {
         for (const [id, u] of context.users) {
           if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'analytics' } })
         }
       }
-      if (changed) enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics, chat: context.chat } })
     }),
     mergeSubmittedAssets: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'assets.submit') return
@@ -239,9 +285,18 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       if (user === undefined) return
       const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit)
-      enqueue.assign({ chat })
+      commitChange(context, enqueue, { story: context.story, analytics: context.analytics, chat }, event.userId, { type: 'message.stored' })
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'message' } })
-      enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics: context.analytics, chat } })
+    }),
+    releaseCommittedAcknowledgements: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'durable.committed') return
+      const due = context.held.filter((h) => h.version <= event.version)
+      if (due.length === 0) return
+      enqueue.assign({ held: context.held.filter((h) => h.version > event.version) })
+      for (const h of due) {
+        const user = context.users.get(h.userId)
+        if (user !== undefined) enqueue.sendTo(user.session, h.reply)
+      }
     }),
 
     decideRelay: enqueueActions(({ context, event, enqueue, self }) => {
@@ -324,6 +379,9 @@ export const coordinatorMachine = setup({
   id: 'coordinator',
   context: ({ input }) => ({
     chatLimit: input.chatLimit,
+    awaitCommit: input.awaitCommit ?? false,
+    changeVersion: 0,
+    held: [],
     relayTimeoutMs: input.relayTimeoutMs,
     idleLimitMs: input.idleLimitMs,
     story: input.restored?.story ?? INITIAL_STORY,
@@ -350,6 +408,7 @@ export const coordinatorMachine = setup({
         'history.request': { actions: 'replyHistory' },
         'at.report': { actions: 'recordAt' },
         'message.say': { actions: 'appendMessage' },
+        'durable.committed': { actions: 'releaseCommittedAcknowledgements' },
         'relay.request': { actions: 'decideRelay' },
         'serve.begin': { actions: 'startRelay' },
         'relay.timedOut': { actions: 'withdrawTimedOutRelay' },

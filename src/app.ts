@@ -8,46 +8,57 @@ import { createStore } from './store.ts'
 
 export interface App {
   readonly server: RunningServer
-  /** Orderly stop: close sessions, flush the store, stop UDP and the inspector. */
+  /** Orderly stop: close sessions, flush the store and release its lock, stop UDP and the inspector. */
   readonly stop: (why: string) => Promise<void>
 }
 
 /**
  * Everything `npm start` runs, wired together. `onExit` is called once the
- * app stopped by itself (a UDP abort).
+ * app stopped by itself (a UDP abort). A start-up that fails (an
+ * OperatorError: data dir, port) undoes what it had started and rejects.
  */
 export async function startApp (options: CliOptions, log: ServerLog, onExit: (code: number) => void): Promise<App> {
   const store = createStore({ projectName: options.projectName, persist: options.persist, chatLimit: options.chatLimit }, log)
   const restored = await store.load()
 
   let inspector: Inspector | undefined
-  if (options.inspectPort !== undefined) {
-    inspector = await startInspector(options.inspectPort, log)
-    log.human(`inspector | open ${inspector.url}`)
-  }
-
-  const server = await startServer({ ...options, restored, inspect: inspector?.inspect }, log)
-  server.coordinator.on('durableStateChanged', (e) => store.save(e.state))
-
+  let server: RunningServer | undefined
+  let discovery: Discovery | undefined
   let stopping: Promise<void> | undefined
   const stop = (why: string): Promise<void> => {
     stopping ??= (async () => {
       log.human(`multiuser server | stopping | ${why}`)
-      await server.close()
-      await store.flush()
+      await server?.close()
+      await store.close()
       await discovery?.close()
       await inspector?.close()
     })()
     return stopping
   }
 
-  let discovery: Discovery | undefined
-  if (options.discovery !== false) {
-    discovery = await startDiscovery(
-      { projectName: options.projectName, secret: options.secret, ...options.discovery },
-      log,
-      () => { void stop('abort').then(() => onExit(0)) }
-    )
+  try {
+    if (options.inspectPort !== undefined) {
+      inspector = await startInspector(options.inspectPort, log)
+      log.human(`inspector | open ${inspector.url}`)
+    }
+    // §8: with a durable store, acknowledgements wait for `durable.committed`.
+    server = await startServer({ ...options, restored, inspect: inspector?.inspect, awaitCommit: store.durable }, log)
+    const coordinator = server.coordinator
+    coordinator.on('durableStateChanged', (e) => store.save(e.state, e.version))
+    store.onCommitted((version) => coordinator.send({ type: 'durable.committed', version }))
+
+    if (options.discovery !== false) {
+      discovery = await startDiscovery(
+        { projectName: options.projectName, secret: options.secret, ...options.discovery },
+        log,
+        () => { void stop('abort').then(() => onExit(0)) }
+      )
+    }
+  } catch (err) {
+    await server?.close()
+    await store.close()
+    await inspector?.close()
+    throw err
   }
 
   // After discovery, so the terminal mirror carries this line too.
