@@ -88,7 +88,7 @@ async function run (story: JsonObject, variant: Variant): Promise<Measured> {
   })
   const store = variant.store(dir, log)
   const coordinator = createActor(coordinatorMachine, { input: { chatLimit: 10_000, relayTimeoutMs: 60_000, restored: await store.load() } })
-  coordinator.on('durableStateChanged', (e) => store.save(e.state))
+  coordinator.on('durableStateChanged', (e) => store.save(e.state, e.version))
   coordinator.start()
 
   // Settle, then measure.
