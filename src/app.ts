@@ -4,7 +4,7 @@ import { startInspector, type Inspector } from './inspector.ts'
 import type { ServerLog } from './log.ts'
 import { firstExternalIPv4 } from './net-info.ts'
 import { startServer, type RunningServer } from './server.ts'
-import { createStore } from './store.ts'
+import { createStore, type FileStoreTuning } from './store.ts'
 
 export interface App {
   readonly server: RunningServer
@@ -17,8 +17,14 @@ export interface App {
  * app stopped by itself (a UDP abort). A start-up that fails (an
  * OperatorError: data dir, port) undoes what it had started and rejects.
  */
-export async function startApp (options: CliOptions, log: ServerLog, onExit: (code: number) => void): Promise<App> {
-  const store = createStore({ projectName: options.projectName, persist: options.persist, chatLimit: options.chatLimit }, log)
+export async function startApp (
+  options: CliOptions,
+  log: ServerLog,
+  onExit: (code: number) => void,
+  /** Tests and benches only: knobs of the file store (see FileStoreTuning). */
+  storeTuning?: Partial<FileStoreTuning>
+): Promise<App> {
+  const store = createStore({ projectName: options.projectName, persist: options.persist, chatLimit: options.chatLimit, tuning: storeTuning }, log)
   const restored = await store.load()
 
   let inspector: Inspector | undefined
