@@ -1,22 +1,18 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
 import fc from 'fast-check'
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import type { DurableState } from '../actors/coordinator.ts'
 import { INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY } from '../actors/shared-state.ts'
 import type { ServerLog } from '../src/log.ts'
 import { atomicWrite, createStore, fileSafeName, FILES, LOCK_NAME, PID_NAME, serializeJson, StoreSetupError, type FileStoreTuning, type Store } from '../src/store.ts'
+import { PROJECT, startServerProcess } from './helpers/server-process.ts'
 import { untilYours } from './helpers/turns.ts'
 import { join as joinServer, T0, type WireClient } from './helpers/wire-client.ts'
 
-const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
-const PROJECT = 'Test Film'
 
 const temps: string[] = []
 function tempDir (): string {
@@ -456,57 +452,6 @@ describe('file store: the data dir', () => {
 })
 
 // ------------------------------------------------------------ real server processes
-
-interface ServerProcess {
-  readonly child: ChildProcess
-  readonly port: number
-  /** Everything the process printed so far (stdout and stderr). */
-  readonly output: () => string
-  /** SIGTERM, then the exit code (SIGKILL after 10 s). */
-  readonly stop: () => Promise<number | null>
-  readonly kill: () => Promise<void>
-}
-
-const children = new Set<ChildProcess>()
-afterEach(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  children.clear()
-})
-
-async function startServerProcess (args: readonly string[], cwd?: string): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, PROJECT, '--host', '127.0.0.1', '--port', '0',
-    '--no-discovery', '--log-level', 'debug', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(child)
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 15_000)
-    const look = (): void => {
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out)
-      if (m !== null) { clearTimeout(timer); resolve(Number(m[1])) }
-    }
-    child.stdout?.on('data', look)
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${out}`)) })
-  })
-  return {
-    child,
-    port,
-    output: () => out,
-    stop: async () => {
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-      const code = await exited
-      clearTimeout(timer)
-      return code
-    },
-    kill: async () => {
-      child.kill('SIGKILL')
-      await exited
-    }
-  }
-}
 
 const STORY = { scenes: { scene_1: { shots: [['text', 'Moria looks at the clock. ✨']] } }, arrows: [[[-1, 'start'], [0, 'scene_1']]] }
 const LATE = '2024/05/01-10:00:00'
