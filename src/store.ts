@@ -327,11 +327,11 @@ export async function atomicWrite (path: string, data: Uint8Array): Promise<void
 /** Temp files write-file-atomic leaves behind when the process dies mid-write: `<name>.<uint32>`. */
 const LEFTOVER_TEMP = /^(story|analytics|chat)\.json\.\d+$/
 
-/** `work`, or a StoreSetupError after `ms` (the promise it abandons may never settle: a hung mount). */
-async function withinTime<T> (work: Promise<T>, ms: number, what: string): Promise<T> {
+/** `work`, or a StoreSetupError(`message`) after `ms` (the promise it abandons may never settle: a hung mount). */
+async function withinTime<T> (work: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new StoreSetupError(`${what} did not answer within ${ms / 1000} s`)), ms)
+    timer = setTimeout(() => reject(new StoreSetupError(message)), ms)
   })
   try {
     return await Promise.race([work, timeout])
@@ -494,9 +494,11 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
   return {
     durable: true,
     load: async () => {
+      log.debug(`persistence | setting up the data dir ${dir}`)
       const setUpDone = setUp()
       try {
-        await withinTime(setUpDone, tuning.setupTimeoutMs, `setting up the data dir ${dir}`)
+        await withinTime(setUpDone, tuning.setupTimeoutMs,
+          `the data dir ${dir} could not be set up within ${tuning.setupTimeoutMs / 1000} s (creating or locking it did not answer)`)
       } catch (err) {
         // A late lock (the mount answered after all) is released, not kept by a server that did not start.
         void setUpDone.then(async () => await releaseLock?.(), () => {})
