@@ -51,7 +51,7 @@ export async function startApp (
     server = await startServer({ ...options, restored, inspect: inspector?.inspect, awaitCommit: store.durable }, log)
     const coordinator = server.coordinator
     coordinator.on('durableStateChanged', (e) => store.save(e.state, e.version))
-    store.onCommitted((version) => coordinator.send({ type: 'durable.committed', version }))
+    if (store.durable) store.onCommitted((version) => coordinator.send({ type: 'durable.committed', version }))
 
     if (options.discovery !== false) {
       discovery = await startDiscovery(
