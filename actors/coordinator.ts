@@ -124,7 +124,7 @@ function usersReply (users: ReadonlyMap<UserId, UserRecord>): UsersReply {
   return out
 }
 
-/** The part of an action's `enqueue` that commitChange uses. */
+/** The part of an action's `enqueue` that acknowledge uses. */
 interface ChangeEnqueuer {
   assign: (values: Partial<CoordinatorContext>) => void
   emit: (event: CoordinatorEmitted) => void
@@ -132,20 +132,22 @@ interface ChangeEnqueuer {
 }
 
 /**
- * Records a change of the durable state: assigns it, tells the store, and
- * sends `reply` to the user who made it, at once, or (§8) once the change is
- * committed.
+ * Sends `reply` to the user who submitted; when the submission made `change`
+ * to the durable state, records it first (assigns it, tells the store) and
+ * (§8) holds the reply until the change is committed, if the store is durable.
  */
-function commitChange (context: CoordinatorContext, enqueue: ChangeEnqueuer, state: DurableState, userId: UserId, reply: CoordinatorReply): void {
-  const version = context.changeVersion + 1
-  enqueue.assign({ ...state, changeVersion: version })
-  enqueue.emit({ type: 'durableStateChanged', state, version })
+function acknowledge (context: CoordinatorContext, enqueue: ChangeEnqueuer, userId: UserId, reply: CoordinatorReply, change?: DurableState): void {
   const user = context.users.get(userId)
-  if (!context.awaitCommit) {
-    if (user !== undefined) enqueue.sendTo(user.session, reply)
-  } else if (user !== undefined) {
-    enqueue.assign({ held: [...context.held, { version, userId, reply }] })
+  let holdUntil: number | undefined
+  if (change !== undefined) {
+    const version = context.changeVersion + 1
+    enqueue.assign({ ...change, changeVersion: version })
+    enqueue.emit({ type: 'durableStateChanged', state: change, version })
+    if (context.awaitCommit) holdUntil = version
   }
+  if (user === undefined) return
+  if (holdUntil === undefined) enqueue.sendTo(user.session, reply)
+  else enqueue.assign({ held: [...context.held, { version: holdUntil, userId, reply }] })
 }
 
 /** What the coordinator tells the world outside the actors (subscribe with `actor.on`). */
@@ -227,8 +229,7 @@ export const coordinatorMachine = setup({
       })
       const reply: CoordinatorReply = { type: 'story.current', owner: story.owner, story: story.value }
       const changed = story !== context.story
-      if (changed) commitChange(context, enqueue, { story, analytics: context.analytics, chat: context.chat }, event.userId, reply)
-      else if (user !== undefined) enqueue.sendTo(user.session, reply)
+      acknowledge(context, enqueue, event.userId, reply, changed ? { story, analytics: context.analytics, chat: context.chat } : undefined)
       if (changed || event.origin === 'request') {
         for (const [id, u] of context.users) {
           if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'story' } })
@@ -238,11 +239,9 @@ export const coordinatorMachine = setup({
     mergeSubmittedAnalytics: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'analytics.submit') return
       const analytics = mergeAnalytics(context.analytics, event.submission)
-      const user = context.users.get(event.userId)
       const reply: CoordinatorReply = { type: 'analytics.current', analytics: analytics.value }
       const changed = analytics !== context.analytics
-      if (changed) commitChange(context, enqueue, { story: context.story, analytics, chat: context.chat }, event.userId, reply)
-      else if (user !== undefined) enqueue.sendTo(user.session, reply)
+      acknowledge(context, enqueue, event.userId, reply, changed ? { story: context.story, analytics, chat: context.chat } : undefined)
       if (changed || event.origin === 'request') {
         for (const [id, u] of context.users) {
           if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'analytics' } })
@@ -285,7 +284,7 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       if (user === undefined) return
       const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit)
-      commitChange(context, enqueue, { story: context.story, analytics: context.analytics, chat }, event.userId, { type: 'message.stored' })
+      acknowledge(context, enqueue, event.userId, { type: 'message.stored' }, { story: context.story, analytics: context.analytics, chat })
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'message' } })
     }),
     releaseCommittedAcknowledgements: enqueueActions(({ context, event, enqueue }) => {
