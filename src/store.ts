@@ -59,6 +59,13 @@ export interface FileStoreTuning {
    * yielding to the event loop between them; 0 = one JSON.stringify call.
    */
   readonly sliceMs: number
+  /**
+   * A file whose last write was at most this many bytes is serialized in one
+   * JSON.stringify call: for a story of a few MiB that is a stall of a few ms
+   * (less than parsing the client's frame was), while slicing would make its
+   * write, and so its acknowledgement (§8), wait several turns of a busy loop.
+   */
+  readonly oneCallBytes: number
   /** First retry after a failed write; doubles per failure up to `maxRetryMs`. */
   readonly retryMs: number
   readonly maxRetryMs: number
@@ -66,7 +73,9 @@ export interface FileStoreTuning {
   readonly writeFile: (path: string, data: Uint8Array) => Promise<void>
 }
 
-export const DEFAULT_TUNING: Omit<FileStoreTuning, 'writeFile'> = { delayMs: 0, setupTimeoutMs: 5_000, sliceMs: 5, retryMs: 250, maxRetryMs: 10_000 }
+export const DEFAULT_TUNING: Omit<FileStoreTuning, 'writeFile'> = {
+  delayMs: 0, setupTimeoutMs: 5_000, sliceMs: 5, oneCallBytes: 2 * 1024 * 1024, retryMs: 250, maxRetryMs: 10_000
+}
 
 /** Beside the data files: the lock (a directory, proper-lockfile's) and who holds it. */
 export const LOCK_NAME = 'server.lock'
@@ -453,6 +462,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
     }
     const decoded = decode(part, text)
     if ('problem' in decoded) return await moveAside(part, decoded.problem)
+    writers[part].lastBytes = text.length
     return decoded.value
   }
 
@@ -544,6 +554,8 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
 class PartWriter<T> {
   /** The file could not be moved aside at load: never write it (its changes count as committed, as with --no-persist). */
   blocked = false
+  /** Size of the file's last write (or of the file loaded); unknown: Infinity. */
+  lastBytes = Infinity
   private last: T | undefined
   private writing: Versioned<T> | undefined
   private pending: Versioned<T> | undefined
@@ -617,9 +629,10 @@ class PartWriter<T> {
       this.writing = job
       const t0 = performance.now()
       try {
-        const data = await serializeJson(this.encode(job.value), this.tuning.sliceMs)
+        const data = await serializeJson(this.encode(job.value), this.lastBytes <= this.tuning.oneCallBytes ? 0 : this.tuning.sliceMs)
         await this.write(this.path, data)
         this.last = job.value
+        this.lastBytes = data.byteLength
         this.writing = undefined
         if (this.failures > 0) this.log.warn(`persistence | saving ${this.path} works again, after ${this.failures} failed attempts`)
         this.failures = 0
