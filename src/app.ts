@@ -51,7 +51,12 @@ export async function startApp (
     server = await startServer({ ...options, restored, inspect: inspector?.inspect, awaitCommit: store.durable }, log)
     const coordinator = server.coordinator
     coordinator.on('durableStateChanged', (e) => store.save(e.state, e.version))
-    if (store.durable) store.onCommitted((version) => coordinator.send({ type: 'durable.committed', version }))
+    if (store.durable) {
+      store.onCommitted((version) => {
+        // The final flush at stop commits after the coordinator stopped: nobody is waiting any more.
+        if (coordinator.getSnapshot().status === 'active') coordinator.send({ type: 'durable.committed', version })
+      })
+    }
 
     if (options.discovery !== false) {
       discovery = await startDiscovery(
