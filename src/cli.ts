@@ -13,7 +13,7 @@ export const SECRET_ENV = 'VCSTUDIO_MULTIUSER_SECRET'
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 /** What the command line decides: the server's own options, and the app's around it. */
-export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect'> {
+export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect' | 'awaitCommit'> {
   readonly logFormat: LogFormat
   readonly logLevel: LogLevel
   readonly discovery: false | { readonly address: string, readonly port: number, readonly intervalMs: number }
