@@ -3,7 +3,8 @@
 // it goes on 2 shared cores: per-test coverage (each mutant runs only the
 // tests that reach it), 2 workers, and only the in-process test files
 // (stryker.vitest.config.ts): the child-process suites are too slow to run
-// per mutant. A subset: `npm run mutation -- --mutate 'protocol/**/*.ts'`.
+// per mutant. A subset: `npm run mutation -- --mutate 'protocol/**/*.ts'`; quicker still, with the
+// protocol unit tests alone: `MUTATION_SUITES=protocol npm run mutation -- --mutate 'protocol/**/*.ts'`.
 // Results: docs/mutation.md.
 export default {
   testRunner: 'vitest',

@@ -10,9 +10,12 @@ import { defineConfig } from 'vitest/config'
  * only those suites would kill show up as survivors: docs/mutation.md
  * lists the ones we checked.
  */
+/** `MUTATION_SUITES=protocol`: only the pure protocol tests (for a quick run over protocol/ on a busy machine). */
+const PROTOCOL_ONLY = process.env.MUTATION_SUITES === 'protocol'
+
 export default defineConfig({
   test: {
-    include: [
+    include: PROTOCOL_ONLY ? ['test/protocol/**/*.test.ts'] : [
       'test/protocol/**/*.test.ts',
       'test/shared-state.test.ts',
       'test/durability.test.ts',
