@@ -108,5 +108,5 @@ describe('crash: SIGKILL at a random moment loses nothing acknowledged', () => {
       previous = acked
       server = await startServerProcess(['--data-dir', dir, '--turn-hold', '0'])
     }
-  })
+  }, 120_000) // eleven server starts: about 20 s on a quiet machine, more when it is shared
 })
