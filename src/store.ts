@@ -483,7 +483,12 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
   /** Creates the data dir, takes its lock and removes temp files a killed server left. */
   async function setUp (): Promise<void> {
     try {
-      await mkdir(dir, { recursive: true })
+      // Directories made now must survive a power cut themselves, or the files in them would go with them.
+      const first = await mkdir(dir, { recursive: true })
+      for (let made = dir; first !== undefined; made = dirname(made)) {
+        await syncDirectory(dirname(made))
+        if (made === first || dirname(made) === made) break
+      }
     } catch (err) {
       throw new StoreSetupError(`cannot create the data dir ${dir} (${describeError(err)})`)
     }
