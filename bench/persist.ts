@@ -93,7 +93,12 @@ async function run (variant: Variant): Promise<Measured> {
   }
 }
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+/** The middle value; of an even count, the mean of the middle two. */
+function median (xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
 
 export async function benchPersist (): Promise<Row[]> {
   const results = VARIANTS.map(() => [] as Measured[])
