@@ -46,15 +46,33 @@ export interface CoordinatorInput {
   readonly chatLimit: number
   /** §4: the history's cap in bytes of JSON (default 1 MiB). */
   readonly chatBytes?: number
+  /**
+   * §8 acknowledged means durable: a change's acknowledgement (the merged
+   * story/analytics reply, `message.stored`) waits for `durable.committed`
+   * of its change number. False (no persistence): it goes out at once.
+   */
+  readonly awaitCommit?: boolean
   readonly relayTimeoutMs: number
   /** §4 idle limit, applied by relays to the side they wait on (default: the giver machine's). */
   readonly idleLimitMs?: number
   readonly restored?: DurableState
 }
 
+/** An acknowledgement held until its change is on disk. */
+export interface HeldAcknowledgement {
+  readonly version: number
+  readonly userId: UserId
+  readonly reply: CoordinatorReply
+}
+
 export interface CoordinatorContext extends DurableState {
   readonly chatLimit: number
   readonly chatBytes: number
+  readonly awaitCommit: boolean
+  /** Number of the last change of story, analytics or chat (the store's `version`). */
+  readonly changeVersion: number
+  /** Acknowledgements waiting for their change to be committed, oldest first. */
+  readonly held: readonly HeldAcknowledgement[]
   readonly relayTimeoutMs: number
   readonly idleLimitMs?: number
   readonly users: ReadonlyMap<UserId, UserRecord>
@@ -80,6 +98,8 @@ export type CoordinatorEvent =
   | { type: 'turn.released', userId: UserId }
   | { type: 'relay.timedOut', relayId: number }
   | { type: 'relay.finished', relayId: number, outcome: RelayOutcome }
+  /** From the store: every change numbered `version` or less is on disk. */
+  | { type: 'durable.committed', version: number }
   | DoneActorEvent<unknown, string>
 
 /** What the coordinator sends a session. */
@@ -89,6 +109,8 @@ export type CoordinatorReply =
   | { type: 'analytics.current', analytics: JsonValue }
   | { type: 'assets.current', assets: AssetIndex }
   | { type: 'users.current', users: UsersReply }
+  /** The chat line of a `message` request is stored (on disk, with persistence on). */
+  | { type: 'message.stored' }
   | { type: 'relay.accepted', relayId: number }
   | { type: 'relay.refused', code: ErrorCode, detail: string }
   | { type: 'relay.ended', error?: { code: ErrorCode, detail: string }, violation?: string }
@@ -106,12 +128,38 @@ function usersReply (users: ReadonlyMap<UserId, UserRecord>): UsersReply {
   return out
 }
 
+/** The part of an action's `enqueue` that acknowledge uses. */
+interface ChangeEnqueuer {
+  assign: (values: Partial<CoordinatorContext>) => void
+  emit: (event: CoordinatorEmitted) => void
+  sendTo: (to: AnyActorRef, event: CoordinatorReply) => void
+}
+
+/**
+ * Sends `reply` to the user who submitted; when the submission made `change`
+ * to the durable state, records it first (assigns it, tells the store) and
+ * (§8) holds the reply until the change is committed, if the store is durable.
+ */
+function acknowledge (context: CoordinatorContext, enqueue: ChangeEnqueuer, userId: UserId, reply: CoordinatorReply, change?: DurableState): void {
+  const user = context.users.get(userId)
+  let holdUntil: number | undefined
+  if (change !== undefined) {
+    const version = context.changeVersion + 1
+    enqueue.assign({ ...change, changeVersion: version })
+    enqueue.emit({ type: 'durableStateChanged', state: change, version })
+    if (context.awaitCommit) holdUntil = version
+  }
+  if (user === undefined) return
+  if (holdUntil === undefined) enqueue.sendTo(user.session, reply)
+  else enqueue.assign({ held: [...context.held, { version: holdUntil, userId, reply }] })
+}
+
 /** What the coordinator tells the world outside the actors (subscribe with `actor.on`). */
 export type CoordinatorEmitted =
   /** A human log line, as the original server printed them. */
   | { type: 'log', line: string }
-  /** Story, analytics or chat changed: a store may save them. */
-  | { type: 'durableStateChanged', state: DurableState }
+  /** Story, analytics or chat changed (change number `version`): a store saves them, then sends `durable.committed`. */
+  | { type: 'durableStateChanged', state: DurableState, version: number }
 
 export const coordinatorMachine = setup({
   types: {
@@ -183,33 +231,30 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       const camera = event.submission.camera
       enqueue.assign({
-        story,
         users: user !== undefined && camera !== undefined
           ? new Map(context.users).set(event.userId, { ...user, camera })
           : context.users
       })
-      if (user !== undefined) enqueue.sendTo(user.session, { type: 'story.current', owner: story.owner, story: story.value })
+      const reply: CoordinatorReply = { type: 'story.current', owner: story.owner, story: story.value }
       const changed = story !== context.story
+      acknowledge(context, enqueue, event.userId, reply, changed ? { story, analytics: context.analytics, chat: context.chat } : undefined)
       if (changed || event.origin === 'request') {
         for (const [id, u] of context.users) {
           if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'story' } })
         }
       }
-      if (changed) enqueue.emit({ type: 'durableStateChanged', state: { story, analytics: context.analytics, chat: context.chat } })
     }),
     mergeSubmittedAnalytics: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'analytics.submit') return
       const analytics = mergeAnalytics(context.analytics, event.submission)
-      enqueue.assign({ analytics })
-      const user = context.users.get(event.userId)
-      if (user !== undefined) enqueue.sendTo(user.session, { type: 'analytics.current', analytics: analytics.value })
+      const reply: CoordinatorReply = { type: 'analytics.current', analytics: analytics.value }
       const changed = analytics !== context.analytics
+      acknowledge(context, enqueue, event.userId, reply, changed ? { story: context.story, analytics, chat: context.chat } : undefined)
       if (changed || event.origin === 'request') {
         for (const [id, u] of context.users) {
           if (id !== event.userId) enqueue.sendTo(u.session, { type: 'notify', notification: { kind: 'analytics' } })
         }
       }
-      if (changed) enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics, chat: context.chat } })
     }),
     mergeSubmittedAssets: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'assets.submit') return
@@ -242,10 +287,19 @@ export const coordinatorMachine = setup({
       const user = context.users.get(event.userId)
       if (user === undefined) return
       const chat = appendChat(context.chat, [user.username, event.text], context.chatLimit, context.chatBytes)
-      enqueue.assign({ chat })
+      acknowledge(context, enqueue, event.userId, { type: 'message.stored' }, { story: context.story, analytics: context.analytics, chat })
       const notification: Notification = { kind: 'message', history: chat }
       for (const u of context.users.values()) enqueue.sendTo(u.session, { type: 'notify', notification })
-      enqueue.emit({ type: 'durableStateChanged', state: { story: context.story, analytics: context.analytics, chat } })
+    }),
+    releaseCommittedAcknowledgements: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'durable.committed') return
+      const due = context.held.filter((h) => h.version <= event.version)
+      if (due.length === 0) return
+      enqueue.assign({ held: context.held.filter((h) => h.version > event.version) })
+      for (const h of due) {
+        const user = context.users.get(h.userId)
+        if (user !== undefined) enqueue.sendTo(user.session, h.reply)
+      }
     }),
 
     decideRelay: enqueueActions(({ context, event, enqueue, self }) => {
@@ -341,6 +395,9 @@ export const coordinatorMachine = setup({
   context: ({ input }) => ({
     chatLimit: input.chatLimit,
     chatBytes: input.chatBytes ?? DEFAULT_CHAT_BYTES,
+    awaitCommit: input.awaitCommit ?? false,
+    changeVersion: 0,
+    held: [],
     relayTimeoutMs: input.relayTimeoutMs,
     idleLimitMs: input.idleLimitMs,
     story: input.restored?.story ?? INITIAL_STORY,
@@ -366,6 +423,7 @@ export const coordinatorMachine = setup({
         'users.request': { actions: 'replyUsers' },
         'at.report': { actions: 'recordAt' },
         'message.say': { actions: 'appendMessage' },
+        'durable.committed': { actions: 'releaseCommittedAcknowledgements' },
         'relay.request': { actions: 'decideRelay' },
         'serve.begin': { actions: 'startRelay' },
         'turn.held': { actions: 'tellWaitingTakersGiverHoldsTurn' },

@@ -274,6 +274,7 @@ function syncExchange (kind: SyncKind, origin: ExchangeOrigin) {
           'submission.refused': refusal as never
         }
       }),
+      // The coordinator's reply; §8: when the submission changed the value, it comes once that is on disk.
       awaitingMerge: { on: { [`${kind}.current`]: { target: 'awaitingAck', actions: 'sendMergedReply' } } },
       awaitingAck: waitsOnClient({ on: { frame: 'done' } }),
       done: { type: 'final' }
@@ -373,11 +374,7 @@ export const sessionMachine = sessionSetup.createMachine({
               reenter: true,
               actions: [{ type: 'reportAt', params: ({ event }) => ({ path: event.path, timestamp: event.timestamp }) }, 'sendYours']
             },
-            'request.message': {
-              target: 'clientHolds',
-              reenter: true,
-              actions: [{ type: 'sayMessage', params: ({ event }) => ({ text: event.text }) }, 'sendYours']
-            },
+            'request.message': { target: 'storing', actions: { type: 'sayMessage', params: ({ event }) => ({ text: event.text }) } },
             'request.get': { target: 'getting', actions: { type: 'requestRelay', params: ({ event }) => ({ giver: event.giver, folder: event.folder }) } },
             'request.refused': { target: 'clientHolds', reenter: true, actions: ['refuseRequest', 'sendYours'] }
           }
@@ -385,6 +382,8 @@ export const sessionMachine = sessionSetup.createMachine({
         story: { ...syncExchange('story', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
         analytics: { ...syncExchange('analytics', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
         assets: { ...syncExchange('assets', 'request'), onDone: { target: 'clientHolds', actions: 'sendYours' } },
+        // §8: the "yours" that ends a message request waits until the line is stored (on disk, with persistence on).
+        storing: { on: { 'message.stored': { target: 'clientHolds', actions: 'sendYours' } } },
         users: {
           entry: 'requestUsers',
           on: { 'users.current': { target: 'clientHolds', actions: ['sendUsersReply', 'sendYours'] } }

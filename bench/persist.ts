@@ -1,167 +1,126 @@
 /**
- * What saving a big story costs the other sessions: event-loop delay while a
- * 10 MiB story is replaced 10 times a second for 2 s, 3 rounds per variant,
- * interleaved (medians shown, p99 of every run too).
- *
- * In process: the real coordinator actor gets `story.submit` events (the
- * same 10 MiB story object with a newer timestamp each time, so only the
- * store's work differs between rows) and the store saves on its
- * `durableStateChanged` events, exactly as src/app.ts wires them. Rows:
+ * §8 acknowledged means durable, measured: acknowledged story updates per
+ * second from 10 clients with a 1 MiB story, with the server's event-loop
+ * delay meanwhile. Rows, interleaved over rounds (medians shown):
  *   - off: `--no-persist` (the memory store), the baseline;
- *   - on: the file store as the server runs it (serialization sliced on the
- *     main thread, write-file-atomic with fsync, coalesced);
- *   - on, unsliced: the same with one JSON.stringify call per write, to
- *     show what the slicing buys.
- * Measured with node:perf_hooks monitorEventLoopDelay (1 ms resolution);
- * CPU % is process.cpuUsage over wall time (all threads: 100 = one core).
- * On a busy machine p99/max are noisy: a process that computes a lot is
- * also preempted more by the OS, whatever its slices.
+ *   - on, not waiting: the file store, replies sent before the write
+ *     (revision 1's behaviour, shown for reference only: not durable);
+ *   - on, durable: the server's default; each acknowledgement waits until
+ *     its change is on disk (file fsync, rename, directory fsync), changes
+ *     made during a write share the next one (group commit).
+ * "× off" is the row's rate over the off row's rate of the same round.
+ *
+ * The server runs in this process (the real server and store, wired as
+ * src/app.ts wires them), so node:perf_hooks monitorEventLoopDelay (1 ms
+ * resolution) sees its event loop; the clients run in a child process
+ * (bench/persist-clients.ts) so their JSON work does not count. CPU % is
+ * this process's (all threads: 100 = one core). Shared 2-core machine:
+ * expect noise, read the ratios.
  *
  * Run alone: `npx tsx bench/persist.ts`; with the others: `npm run bench`.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { createActor } from 'xstate'
-import { coordinatorMachine } from '../actors/coordinator.ts'
-import type { JsonObject } from '../protocol/messages.ts'
-import type { ServerLog } from '../src/log.ts'
-import { createStore, FILES, type Store } from '../src/store.ts'
+import { fileURLToPath } from 'node:url'
+import { createLog } from '../src/log.ts'
+import { DEFAULTS, startServer } from '../src/server.ts'
+import { createStore } from '../src/store.ts'
 import { isMain, markdownTable, type Row } from './run.ts'
 
 const MiB = 1024 * 1024
-const STORY_BYTES = 10 * MiB
-const CHANGES_PER_SECOND = 10
-const DURATION_MS = 2_000
-const ROUNDS = 3
+const CLIENTS = 10
+const STORY_BYTES = MiB
+const DURATION_MS = 4_000
+const ROUNDS = 2
+const CLIENTS_SCRIPT = fileURLToPath(new URL('./persist-clients.ts', import.meta.url))
 
-/** A story shaped like VCStudio's: scenes of shots of small script blocks, arrows between scenes. */
-function bigStory (bytes: number): JsonObject {
-  const scenes: JsonObject = {}
-  let size = 0
-  let i = 0
-  while (size < bytes) {
-    const shots = Array.from({ length: 20 }, (_, k) => ['shot_block', `shot_${k}`, [
-      ['text', `Moria walks into room ${i}, looking at the old clock on the wall. It is late. `],
-      ['frase', 'MORIA', 'Where is everyone? I thought we agreed on eight.'],
-      ['image', `/rnd/scene_${i}/shot_${k}/storyboard.png`]
-    ]])
-    const scene = { fraction: 0.5, position: [i * 10, (i % 7) * 30], size: [100, 40], shots }
-    scenes[`scene_${i}`] = scene
-    size += JSON.stringify(scene).length
-    i++
-  }
-  return { scenes, arrows: Array.from({ length: i }, (_, j) => [[j - 1, `scene_${j - 1}`], [j, `scene_${j}`]]), links: [], camera: [0, 0] }
+interface Variant { readonly name: string, readonly persist: boolean, readonly awaitCommit: boolean }
+
+const VARIANTS: readonly Variant[] = [
+  { name: 'off (--no-persist)', persist: false, awaitCommit: false },
+  { name: 'on, not waiting (not durable)', persist: true, awaitCommit: false },
+  { name: 'on, durable (the default)', persist: true, awaitCommit: true }
+]
+
+interface Measured { perSecond: number, refused: number, p50: number, p99: number, max: number, cpuPercent: number, writes: number }
+
+async function runClients (port: number): Promise<{ acked: number, refused: number, wallMs: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLIENTS_SCRIPT, String(port), String(CLIENTS), String(DURATION_MS), String(STORY_BYTES)],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  const t0 = performance.now()
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  if (code !== 0) throw new Error(`bench clients exited with ${code}: ${out}`)
+  const { acked, refused } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { acked: number, refused: number }
+  return { acked, refused, wallMs: performance.now() - t0 }
 }
 
-interface Variant { readonly name: string, readonly store: (dir: string, log: ServerLog) => Store }
-
-const quietLog = (onLine: (line: string) => void): ServerLog => ({
-  human: onLine,
-  debug: (m) => onLine(String(m)),
-  warn: (m) => onLine(String(m)),
-  error: (m) => onLine(String(m)),
-  onHumanLine: () => () => {}
-})
-
-const ms = (nanoseconds: number): string => (nanoseconds / 1e6).toFixed(1)
-
-interface Measured {
-  changes: number
-  p50: number
-  p99: number
-  max: number
-  writes: number[]
-  cpuPercent: number
-  flushMs: number
-  fileBytes: number
-}
-
-async function run (story: JsonObject, variant: Variant): Promise<Measured> {
+async function run (variant: Variant): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-persist-'))
-  const writes: number[] = []
-  const log = quietLog((line) => {
-    const m = / \| saved \| .*story\.json \| \d+ bytes \| ([\d.]+) ms/.exec(line)
-    if (m !== null) writes.push(Number(m[1]))
-    else if (line.includes('cannot save')) throw new Error(line)
-  })
-  const store = variant.store(dir, log)
-  const coordinator = createActor(coordinatorMachine, { input: { chatLimit: 10_000, relayTimeoutMs: 60_000, restored: await store.load() } })
-  coordinator.on('durableStateChanged', (e) => store.save(e.state))
-  coordinator.start()
+  let writes = 0
+  const log = createLog({ silent: true })
+  const counting = { ...log, debug: (m: unknown) => { if (String(m).includes('| saved |')) writes++ } }
+  const store = createStore({ projectName: 'Bench', persist: variant.persist ? { dataDir: dir } : false }, counting)
+  const restored = await store.load()
+  const server = await startServer({ ...DEFAULTS, projectName: 'Bench', host: '127.0.0.1', port: 0, restored, awaitCommit: variant.awaitCommit }, log)
+  server.coordinator.on('durableStateChanged', (e) => store.save(e.state, e.version))
+  store.onCommitted((version) => server.coordinator.send({ type: 'durable.committed', version }))
 
-  // Settle, then measure.
-  await new Promise((resolve) => setTimeout(resolve, 200))
   const histogram = monitorEventLoopDelay({ resolution: 1 })
   histogram.enable()
   const cpu0 = process.cpuUsage()
-  let n = 0
   const t0 = performance.now()
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      n++
-      const timestamp = `2024/01/01-00:${String(Math.floor(n / 60)).padStart(2, '0')}:${String(n % 60).padStart(2, '0')}`
-      coordinator.send({ type: 'story.submit', userId: '127.0.0.1:1', submission: { story, timestamp }, origin: 'request' })
-      if (performance.now() - t0 >= DURATION_MS) {
-        clearInterval(timer)
-        resolve()
-      }
-    }, 1000 / CHANGES_PER_SECOND)
-  })
+  const { acked, refused } = await runClients(server.port)
+  const wallMs = performance.now() - t0
   histogram.disable()
   const cpu = process.cpuUsage(cpu0)
-  const wallMs = performance.now() - t0
-  const flushT0 = performance.now()
-  await store.flush()
-  const flushMs = performance.now() - flushT0
-  coordinator.stop()
-  let fileBytes = 0
-  try { fileBytes = statSync(join(dir, FILES.story)).size } catch { /* the memory store writes nothing */ }
+  await server.close()
+  await store.close()
   rmSync(dir, { recursive: true, force: true })
   return {
-    changes: n,
-    p50: histogram.percentile(50),
-    p99: histogram.percentile(99),
-    max: histogram.max,
-    writes,
+    // The clients' own start-up (tsx) is in wallMs but not in their DURATION_MS of updates.
+    perSecond: acked / (DURATION_MS / 1000),
+    refused,
+    p50: histogram.percentile(50) / 1e6,
+    p99: histogram.percentile(99) / 1e6,
+    max: histogram.max / 1e6,
     cpuPercent: (cpu.user + cpu.system) / 1000 / wallMs * 100,
-    flushMs,
-    fileBytes
+    writes
   }
 }
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+/** The middle value; of an even count, the mean of the middle two. */
+function median (xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
 
 export async function benchPersist (): Promise<Row[]> {
-  const story = bigStory(STORY_BYTES)
-  const storyBytes = Buffer.byteLength(JSON.stringify(story))
-  const variants: Variant[] = [
-    { name: 'off (--no-persist)', store: (_dir, log) => createStore({ projectName: 'Bench', persist: false }, log) },
-    { name: 'on (sliced, the default)', store: (dir, log) => createStore({ projectName: 'Bench', persist: { dataDir: dir } }, log) },
-    { name: 'on, one JSON.stringify', store: (dir, log) => createStore({ projectName: 'Bench', persist: { dataDir: dir }, tuning: { sliceMs: 0 } }, log) }
-  ]
+  const results = VARIANTS.map(() => [] as Measured[])
   // Rounds interleaved, so that a noisy moment on a shared machine does not hit one variant only.
-  const results = variants.map(() => [] as Measured[])
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, variant] of variants.entries()) results[i].push(await run(story, variant))
+    for (const [i, variant] of VARIANTS.entries()) results[i].push(await run(variant))
   }
-  return variants.map((variant, i) => {
+  return VARIANTS.map((variant, i) => {
     const r = results[i]
-    const writes = r.flatMap((m) => m.writes)
-    const fileBytes = Math.max(...r.map((m) => m.fileBytes))
+    const ratios = r.map((m, round) => m.perSecond / results[0][round].perSecond)
     return {
       persistence: variant.name,
-      'story MiB': (storyBytes / MiB).toFixed(1),
-      'changes / run': median(r.map((m) => m.changes)),
-      'loop delay p50 ms': ms(median(r.map((m) => m.p50))),
-      'p99 ms': ms(median(r.map((m) => m.p99))),
-      'p99 runs (ms)': r.map((m) => ms(m.p99)).join(' / '),
-      'max ms': ms(median(r.map((m) => m.max))),
-      'story writes / run': (writes.length / r.length).toFixed(0),
-      'write ms (median)': writes.length > 0 ? median(writes).toFixed(0) : '',
-      'CPU %': median(r.map((m) => m.cpuPercent)).toFixed(0),
-      'file MiB': fileBytes > 0 ? (fileBytes / MiB).toFixed(1) : ''
+      clients: CLIENTS,
+      'story MiB': (STORY_BYTES / MiB).toFixed(0),
+      'acked updates / s': median(r.map((m) => m.perSecond)).toFixed(1),
+      '× off': median(ratios).toFixed(2),
+      '× off per round': ratios.map((x) => x.toFixed(2)).join(' / '),
+      'story writes / s': (median(r.map((m) => m.writes)) / (DURATION_MS / 1000)).toFixed(1),
+      'loop delay p50 ms': median(r.map((m) => m.p50)).toFixed(1),
+      'p99 ms': median(r.map((m) => m.p99)).toFixed(1),
+      'max ms': median(r.map((m) => m.max)).toFixed(1),
+      'server CPU %': median(r.map((m) => m.cpuPercent)).toFixed(0)
     }
   })
 }

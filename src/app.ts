@@ -4,51 +4,75 @@ import { startInspector, type Inspector } from './inspector.ts'
 import type { ServerLog } from './log.ts'
 import { announcedAddress } from './net-info.ts'
 import { startServer, type RunningServer } from './server.ts'
-import { createStore } from './store.ts'
+import { createStore, type FileStoreTuning } from './store.ts'
 
 export interface App {
   readonly server: RunningServer
-  /** Orderly stop: close sessions, flush the store, stop UDP and the inspector. */
+  /** Orderly stop: close sessions, flush the store and release its lock, stop UDP and the inspector. */
   readonly stop: (why: string) => Promise<void>
 }
 
 /**
  * Everything `npm start` runs, wired together. `onExit` is called once the
- * app stopped by itself (a UDP abort).
+ * app stopped by itself (a UDP abort). A start-up that fails (an
+ * OperatorError: data dir, port) undoes what it had started and rejects.
  */
-export async function startApp (options: CliOptions, log: ServerLog, onExit: (code: number) => void): Promise<App> {
-  const store = createStore({ projectName: options.projectName, persist: options.persist, chatLimit: options.chatLimit }, log)
+export async function startApp (
+  options: CliOptions,
+  log: ServerLog,
+  onExit: (code: number) => void,
+  /** Tests and benches only: knobs of the file store (see FileStoreTuning). */
+  storeTuning?: Partial<FileStoreTuning>
+): Promise<App> {
+  const store = createStore({ projectName: options.projectName, persist: options.persist, chatLimit: options.chatLimit, tuning: storeTuning }, log)
   const restored = await store.load()
 
   let inspector: Inspector | undefined
-  if (options.inspectPort !== undefined) {
-    inspector = await startInspector(options.inspectPort, log)
-    log.human(`inspector | open ${inspector.url}`)
-  }
-
-  const server = await startServer({ ...options, restored, inspect: inspector?.inspect }, log)
-  server.coordinator.on('durableStateChanged', (e) => store.save(e.state))
-
+  let server: RunningServer | undefined
+  let discovery: Discovery | undefined
   let stopping: Promise<void> | undefined
+  /** §7: where clients reach this server, as announced and logged. */
+  let reachAt = ''
   const stop = (why: string): Promise<void> => {
     stopping ??= (async () => {
       log.human(`multiuser server | stopping | ${why}`)
-      await server.close()
-      await store.flush()
+      await server?.close()
+      await store.close()
       await discovery?.close()
       await inspector?.close()
     })()
     return stopping
   }
 
-  const reachAt = announcedAddress(options.host, server.port)
-  let discovery: Discovery | undefined
-  if (options.discovery !== false) {
-    discovery = await startDiscovery(
-      { projectName: options.projectName, secret: options.secret, ...options.discovery, announce: reachAt },
-      log,
-      () => { void stop('abort').then(() => onExit(0)) }
-    )
+  try {
+    if (options.inspectPort !== undefined) {
+      inspector = await startInspector(options.inspectPort, log)
+      log.human(`inspector | open ${inspector.url}`)
+    }
+    // §8: with a durable store, acknowledgements wait for `durable.committed`.
+    server = await startServer({ ...options, restored, inspect: inspector?.inspect, awaitCommit: store.durable }, log)
+    reachAt = announcedAddress(options.host, server.port)
+    const coordinator = server.coordinator
+    coordinator.on('durableStateChanged', (e) => store.save(e.state, e.version))
+    if (store.durable) {
+      store.onCommitted((version) => {
+        // The final flush at stop commits after the coordinator stopped: nobody is waiting any more.
+        if (coordinator.getSnapshot().status === 'active') coordinator.send({ type: 'durable.committed', version })
+      })
+    }
+
+    if (options.discovery !== false) {
+      discovery = await startDiscovery(
+        { projectName: options.projectName, secret: options.secret, ...options.discovery, announce: reachAt },
+        log,
+        () => { void stop('abort').then(() => onExit(0)) }
+      )
+    }
+  } catch (err) {
+    await server?.close()
+    await store.close()
+    await inspector?.close()
+    throw err
   }
 
   // After discovery, so the terminal mirror carries this line too.

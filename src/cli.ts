@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULTS, type ServerOptions } from './server.ts'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts'
@@ -6,9 +7,13 @@ export const DISCOVERY_PORT = 54545
 export const LOOPBACK_BROADCAST = '127.255.255.255'
 export const LAN_BROADCAST = '255.255.255.255'
 export const DEFAULT_INSPECT_PORT = 8080
+/** Where the secret can come from instead of the command line (which `ps` shows). */
+export const SECRET_ENV = 'VCSTUDIO_MULTIUSER_SECRET'
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 /** What the command line decides: the server's own options, and the app's around it. */
-export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect'> {
+export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect' | 'awaitCommit'> {
   readonly logFormat: LogFormat
   readonly logLevel: LogLevel
   readonly discovery: false | { readonly address: string, readonly port: number, readonly intervalMs: number }
@@ -36,6 +41,7 @@ const positiveSeconds = (value: string): number => {
 export function buildCli (): Command {
   return new Command('vcstudio-multiuser')
     .description('The VCStudio multiuser server (protocol v1): syncs story, assets and analytics\nbetween the studio\'s VCStudios and relays folders between their machines.')
+    .version(VERSION, '-V, --version', 'print the version and exit')
     .argument('<project>', 'the project name clients must give in the handshake')
     .option('--host <address>', 'address to listen on', DEFAULTS.host)
     .option('--port <port>', 'TCP port to listen on (0 picks a free one)', integer(0, 65535), DEFAULTS.port)
@@ -47,33 +53,59 @@ export function buildCli (): Command {
     .option('--chat-bytes <bytes>', 'chat history kept, in bytes of JSON (oldest dropped; at least 512 KiB, so any message fits)', integer(512 * 1024, 256 * 1024 * 1024), DEFAULTS.chatBytes)
     .option('--output-limit <bytes>', 'disconnect a client with more than this waiting unsent for it, or output unsent for the idle limit (at least 8 MiB)', integer(8 * 1024 * 1024, 2 ** 40), DEFAULTS.outputLimit)
     .option('--max-connections <n>', 'clients at once; more are answered "busy"', integer(1, 1_000_000), DEFAULTS.maxConnections)
-    .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts')
+    .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts\n(visible to other users in `ps`: prefer --secret-file or ' + SECRET_ENV + ')')
+    .option('--secret-file <path>', 'read the secret from this file (its first line)')
     .addOption(new Option('--log-format <format>', 'log output').choices(['pretty', 'json']).default('pretty'))
     .addOption(new Option('--log-level <level>', 'least important log level shown').choices([...LOG_LEVELS]).default('info'))
-    .option('--data-dir <dir>', 'where story, analytics and chat are saved (default ./.multiuser/<project>/)')
-    .option('--no-persist', 'keep everything in memory only')
+    .option('--data-dir <dir>', 'where story, analytics and chat are saved, each change flushed to disk before it is\nacknowledged; locked: one server per data dir (default ./.multiuser/<project>/)')
+    .option('--no-persist', 'keep everything in memory only (lost when the server stops; nothing waits for the disk)')
     .option('--discovery-port <port>', 'UDP port for announcements, the terminal mirror and aborts', integer(1, 65535), DISCOVERY_PORT)
     .option('--discovery-address <address>', `where announcements go (default ${LOOPBACK_BROADCAST}, the loopback broadcast)`)
     .option('--lan', `announce to the LAN broadcast ${LAN_BROADCAST} instead of loopback`)
     .option('--announce-interval <s>', 'seconds between announcements (fractions allowed)', positiveSeconds, 1)
     .option('--no-discovery', 'no UDP at all: no announcements, no terminal mirror, no abort listener')
     .option('--inspect [port]', `serve the Stately inspector relay on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT})`)
+    .addHelpText('after', `\nThe secret comes from --secret, or --secret-file, or else the environment variable\n${SECRET_ENV} when it is set and not empty. Without any of them, no secret is asked.`)
     .showHelpAfterError()
 }
 
 interface RawOptions {
   host: string, port: number, turnHold: number, idleLimit: number, relayTimeout: number, maxFrame: number
-  chatLimit: number, chatBytes: number, outputLimit: number, maxConnections: number, secret?: string, logFormat: LogFormat, logLevel: LogLevel
+  chatLimit: number, chatBytes: number, outputLimit: number, maxConnections: number, secret?: string, secretFile?: string, logFormat: LogFormat, logLevel: LogLevel
   dataDir?: string, persist: boolean, discoveryPort: number, discoveryAddress?: string, lan?: boolean
   announceInterval: number, discovery: boolean, inspect?: boolean | string
 }
 
-/** Parses argv (as `process.argv`), exiting with usage on bad input. */
-export function parseCli (argv: readonly string[]): CliOptions {
+/** The secret from --secret, --secret-file or the environment, in that order (both options at once: an error). */
+function secretOf (o: RawOptions, env: NodeJS.ProcessEnv, fail: (message: string) => never): string | undefined {
+  if (o.secret !== undefined && o.secretFile !== undefined) fail('error: --secret and --secret-file exclude each other')
+  if (o.secret !== undefined) {
+    if (o.secret === '') fail('error: --secret is empty')
+    return o.secret
+  }
+  if (o.secretFile !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(o.secretFile, 'utf8')
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      fail(`error: cannot read --secret-file ${o.secretFile} (${e.code ?? e.message})`)
+    }
+    const secret = text.split(/\r?\n/, 1)[0]
+    if (secret === '') fail(`error: the first line of --secret-file ${o.secretFile} is empty`)
+    return secret
+  }
+  const fromEnv = env[SECRET_ENV]
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv
+}
+
+/** Parses argv (as `process.argv`), exiting with usage on bad input; `env` may hold the secret. */
+export function parseCli (argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
   const command = buildCli()
   command.parse([...argv])
   const o = command.opts<RawOptions>()
   if (o.lan === true && o.discoveryAddress !== undefined) command.error('error: --lan and --discovery-address exclude each other')
+  const secret = secretOf(o, env, (message) => command.error(message))
   let inspectPort: number | undefined
   if (o.inspect !== undefined) {
     try {
@@ -94,7 +126,7 @@ export function parseCli (argv: readonly string[]): CliOptions {
     chatBytes: o.chatBytes,
     outputLimit: o.outputLimit,
     maxConnections: o.maxConnections,
-    secret: o.secret,
+    secret,
     logFormat: o.logFormat,
     logLevel: o.logLevel,
     discovery: o.discovery

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage } from 'node:http'
-import { once } from 'node:events'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { AnyActorRef, InspectionEvent } from 'xstate'
 import type { ServerLog } from './log.ts'
+import { listenOrFail } from './operator-error.ts'
 
 export interface Inspector {
   /** Pass as the actors' `inspect` option. */
@@ -440,8 +440,14 @@ export async function startInspector (port: number, log: ServerLog): Promise<Ins
     ws.on('message', (data, isBinary) => { if (!isBinary) relay.relay(ws, data.toString()) })
     relay.welcome(ws)
   })
-  http.listen(port, '127.0.0.1')
-  await once(http, 'listening')
+  // ws re-emits the HTTP server's errors (a taken port): without a listener that would throw.
+  wss.on('error', (err) => log.debug(`inspector | ${err.message}`))
+  try {
+    await listenOrFail(http, port, '127.0.0.1', 'the inspector', 'choose another with --inspect <port>')
+  } catch (err) {
+    wss.close()
+    throw err
+  }
   const address = http.address()
   actualPort = typeof address === 'object' && address !== null ? address.port : port
   const url = `http://127.0.0.1:${actualPort}`

@@ -1,5 +1,4 @@
 import { createServer, type Server, type Socket } from 'node:net'
-import { once } from 'node:events'
 import { createActor, type InspectionEvent, type Observer } from 'xstate'
 import { coordinatorMachine, type CoordinatorRef, type DurableState } from '../actors/coordinator.ts'
 import { giverMachine } from '../actors/giver.ts'
@@ -8,6 +7,7 @@ import { encodeJson } from '../protocol/frame.ts'
 import { errorMessage } from '../protocol/errors.ts'
 import { Connection, userIdOf } from './connection.ts'
 import { relayPipe } from './relay-pipe.ts'
+import { listenOrFail } from './operator-error.ts'
 import type { ServerLog } from './log.ts'
 
 export interface ServerOptions {
@@ -27,6 +27,8 @@ export interface ServerOptions {
   readonly maxConnections: number
   /** State a store loaded at start (issue: persistence). */
   readonly restored?: DurableState
+  /** §8: hold acknowledgements of changes until the store commits them (`durable.committed`). */
+  readonly awaitCommit?: boolean
   /** XState inspection observer (issue: inspector). */
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void)
 }
@@ -70,7 +72,17 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
   const inspect = options.inspect
   const coordinator = createActor(
     coordinatorMachine.provide({ actors: { giver: giverMachine.provide({ actors: { relayPipe } }) } }),
-    { input: { chatLimit: options.chatLimit, chatBytes: options.chatBytes, relayTimeoutMs: options.relayTimeoutMs, idleLimitMs: options.idleLimitMs, restored: options.restored }, inspect }
+    {
+      input: {
+        chatLimit: options.chatLimit,
+        chatBytes: options.chatBytes,
+        relayTimeoutMs: options.relayTimeoutMs,
+        idleLimitMs: options.idleLimitMs,
+        restored: options.restored,
+        awaitCommit: options.awaitCommit
+      },
+      inspect
+    }
   )
   coordinator.on('log', (e) => log.human(e.line))
   coordinator.start()
@@ -113,9 +125,13 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
     })
     ended.add(done)
   })
+  try {
+    await listenOrFail(server, options.port, options.host, 'the multiuser server', 'choose another with --port')
+  } catch (err) {
+    coordinator.stop()
+    throw err
+  }
   server.on('error', (err) => log.error(`server error | ${err.message}`))
-  server.listen(options.port, options.host)
-  await once(server, 'listening')
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : options.port
 

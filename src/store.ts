@@ -1,21 +1,43 @@
 import { createHash } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
+import lockfile from 'proper-lockfile'
 import writeFileAtomic from 'write-file-atomic'
 import type { DurableState } from '../actors/coordinator.ts'
 import { capChat, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, type AnalyticsState, type StoryState } from '../actors/shared-state.ts'
 import type { JsonValue } from '../protocol/frame.ts'
+import { checkJsonValue } from '../protocol/json-limits.ts'
 import type { ChatLine, JsonObject } from '../protocol/messages.ts'
 import type { ServerLog } from './log.ts'
+import { OperatorError } from './operator-error.ts'
 
-/** Where story, analytics and chat survive restarts (issue: persistence). */
+/** Where story, analytics and chat survive restarts (issue: persistence; §8 acknowledged means durable). */
 export interface Store {
-  /** The saved state, or undefined when there is none. */
+  /** False for the memory store: nothing ever waits for a commit. */
+  readonly durable: boolean
+  /**
+   * Sets the data dir up (creates it, takes its lock) and reads the saved
+   * state, or undefined when there is none. Rejects with a StoreSetupError,
+   * within `setupTimeoutMs`, when the data dir cannot be used.
+   */
   load: () => Promise<DurableState | undefined>
-  /** A change: written soon, coalesced with later ones. */
-  save: (state: DurableState) => void
+  /**
+   * Change number `version` (increasing from 1): written at once, or with the
+   * next group when a write of that file is in flight (group commit).
+   */
+  save: (state: DurableState, version: number) => void
+  /** `listener(v)` once every change numbered v or less is on disk (file and directory flushed). */
+  onCommitted: (listener: (version: number) => void) => void
   /** Writes whatever is pending; resolves once it is on disk. */
   flush: () => Promise<void>
+  /** Flushes, then releases the data dir's lock. */
+  close: () => Promise<void>
+}
+
+/** The data dir cannot be used: the server must not start (the message is for the operator, one line). */
+export class StoreSetupError extends OperatorError {
+  override readonly name = 'StoreSetupError'
 }
 
 export interface StoreOptions {
@@ -28,13 +50,22 @@ export interface StoreOptions {
 }
 
 export interface FileStoreTuning {
-  /** A first change waits this long before its write starts, so a burst makes one write. */
+  /** A first change waits this long before its write starts (0: at once; changes during a write go in the next one anyway). */
   readonly delayMs: number
+  /** Creating and locking the data dir gives up after this long (a mount that never answers). */
+  readonly setupTimeoutMs: number
   /**
    * Serialization runs on the main thread in slices of about this many ms,
    * yielding to the event loop between them; 0 = one JSON.stringify call.
    */
   readonly sliceMs: number
+  /**
+   * A file whose last write was at most this many bytes is serialized in one
+   * JSON.stringify call: for a story of a few MiB that is a stall of a few ms
+   * (less than parsing the client's frame was), while slicing would make its
+   * write, and so its acknowledgement (§8), wait several turns of a busy loop.
+   */
+  readonly oneCallBytes: number
   /** First retry after a failed write; doubles per failure up to `maxRetryMs`. */
   readonly retryMs: number
   readonly maxRetryMs: number
@@ -42,7 +73,13 @@ export interface FileStoreTuning {
   readonly writeFile: (path: string, data: Uint8Array) => Promise<void>
 }
 
-export const DEFAULT_TUNING: Omit<FileStoreTuning, 'writeFile'> = { delayMs: 25, sliceMs: 5, retryMs: 250, maxRetryMs: 10_000 }
+export const DEFAULT_TUNING: Omit<FileStoreTuning, 'writeFile'> = {
+  delayMs: 0, setupTimeoutMs: 5_000, sliceMs: 5, oneCallBytes: 2 * 1024 * 1024, retryMs: 250, maxRetryMs: 10_000
+}
+
+/** Beside the data files: the lock (a directory, proper-lockfile's) and who holds it. */
+export const LOCK_NAME = 'server.lock'
+export const PID_NAME = 'server.pid'
 
 /** The on-disk format: one file per part, each a JSON envelope with these two fields first. */
 export const FORMAT_VERSION = 1
@@ -58,10 +95,21 @@ export function createStore (options: StoreOptions, log: ServerLog): Store {
   return createFileStore(dir, options, log)
 }
 
-/** Keeps the last saved state in memory; writes nothing anywhere. */
+/** Keeps the last saved state in memory; writes nothing anywhere, so every change counts as committed. */
 export function createMemoryStore (): Store {
   let state: DurableState | undefined
-  return { load: async () => state, save: (s) => { state = s }, flush: async () => {} }
+  const listeners: Array<(version: number) => void> = []
+  return {
+    durable: false,
+    load: async () => state,
+    save: (s, version) => {
+      state = s
+      for (const l of listeners) l(version)
+    },
+    onCommitted: (listener) => { listeners.push(listener) },
+    flush: async () => {},
+    close: async () => {}
+  }
 }
 
 // ------------------------------------------------------------ where files go
@@ -231,6 +279,9 @@ function decode<P extends Part> (part: P, text: string): { value: PartValue[P] }
   }
   if (!isObject(doc) || doc.format !== formatOf(part)) return { problem: `not a ${formatOf(part)} file` }
   if (doc.version !== FORMAT_VERSION) return { problem: `format version ${JSON.stringify(doc.version)}, this server reads ${FORMAT_VERSION}` }
+  // §1: a value no client could have sent (too deep, or 1e400 read as Infinity) is never served.
+  const limits = checkJsonValue(part === 'chat' ? doc.lines : doc.value)
+  if (!limits.ok) return { problem: `holding ${limits.detail}` }
   const bad = (what: string): { problem: string } => ({ problem: `bad ${what}` })
   switch (part) {
     case 'story': {
@@ -276,23 +327,108 @@ async function syncDirectory (dir: string): Promise<void> {
   }
 }
 
+/** The atomic replace the server runs with: temp file, fsync, rename, then fsync of the directory (§8). */
+export async function atomicWrite (path: string, data: Uint8Array): Promise<void> {
+  await writeFileAtomic(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength), { fsync: true })
+  await syncDirectory(dirname(path))
+}
+
 /** Temp files write-file-atomic leaves behind when the process dies mid-write: `<name>.<uint32>`. */
 const LEFTOVER_TEMP = /^(story|analytics|chat)\.json\.\d+$/
+
+/** `work`, or a StoreSetupError(`message`) after `ms` (the promise it abandons may never settle: a hung mount). */
+async function withinTime<T> (work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new StoreSetupError(message)), ms)
+  })
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+interface LockOwner { readonly pid: number, readonly host: string }
+
+async function readLockOwner (dir: string): Promise<LockOwner | undefined> {
+  try {
+    const owner = JSON.parse(await readFile(join(dir, PID_NAME), 'utf8')) as Partial<LockOwner>
+    return typeof owner.pid === 'number' && typeof owner.host === 'string' ? { pid: owner.pid, host: owner.host } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether a process with this pid runs on this machine (EPERM: it does, as another user). */
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Takes the data dir's lock (proper-lockfile: a `server.lock` directory kept
+ * fresh by its holder) and writes `server.pid` beside it. A lock left by a
+ * server that was killed is taken over at once when its pid is dead on this
+ * machine (proper-lockfile alone would wait until it is 10 s old).
+ */
+async function takeLock (dir: string, log: ServerLog): Promise<() => Promise<void>> {
+  const options = {
+    lockfilePath: join(dir, LOCK_NAME),
+    realpath: false,
+    onCompromised: (err: Error) => {
+      log.error(`persistence | lost the lock of the data dir ${dir} (${describeError(err)}) | another server may now use it too`)
+    }
+  }
+  let release: () => Promise<void>
+  try {
+    release = await lockfile.lock(dir, options)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err
+    const owner = await readLockOwner(dir)
+    if (owner === undefined) {
+      throw new StoreSetupError(`the data dir ${dir} is in use by another server (its lock ${join(dir, LOCK_NAME)} is fresh); stop it first, or give this one another --data-dir`)
+    }
+    if (owner.host !== hostname() || isAlive(owner.pid)) {
+      throw new StoreSetupError(`the data dir ${dir} is in use by another server, pid ${owner.pid} on ${owner.host}; stop it first, or give this one another --data-dir`)
+    }
+    log.warn(`persistence | taking over the lock of the data dir ${dir} | its server, pid ${owner.pid}, is gone`)
+    await rm(join(dir, LOCK_NAME), { recursive: true, force: true })
+    release = await lockfile.lock(dir, options)
+  }
+  await writeFile(join(dir, PID_NAME), `${JSON.stringify({ pid: process.pid, host: hostname() })}\n`)
+  return async () => {
+    await unlink(join(dir, PID_NAME)).catch(() => {})
+    await release().catch(() => {})
+  }
+}
+
+type Versioned<T> = { readonly value: T, readonly version: number, readonly since: number }
 
 /**
  * One JSON file per part under `dir` (story.json, analytics.json, chat.json),
  * so a big story change does not rewrite the chat. Each file is replaced
- * atomically (temp file, fsync, rename), at most one write in flight per
- * file, newest state wins.
+ * atomically (temp file, fsync, rename, directory fsync), at most one write
+ * in flight per file; the changes made meanwhile go together in the next
+ * write (group commit), newest state wins.
  */
 export function createFileStore (dir: string, options: StoreOptions, log: ServerLog): Store {
-  const tuning: FileStoreTuning = {
-    ...DEFAULT_TUNING,
-    writeFile: async (path, data) => {
-      await writeFileAtomic(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength), { fsync: true })
-      await syncDirectory(dirname(path))
-    },
-    ...options.tuning
+  const tuning: FileStoreTuning = { ...DEFAULT_TUNING, writeFile: atomicWrite, ...options.tuning }
+  const listeners: Array<(version: number) => void> = []
+  /** The newest change number seen, and the newest reported committed. */
+  let latest = 0
+  let committed = 0
+  const reportCommitted = (): void => {
+    let oldestDirty = Infinity
+    for (const w of Object.values(writers)) oldestDirty = Math.min(oldestDirty, w.dirtySince())
+    const now = oldestDirty === Infinity ? latest : oldestDirty - 1
+    if (now <= committed) return
+    committed = now
+    for (const l of listeners) l(now)
   }
   let dirReady = false
   const writeInDir = async (path: string, data: Uint8Array): Promise<void> => {
@@ -308,10 +444,11 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
     }
   }
   const writers = {
-    story: new PartWriter<StoryState>('story', dir, ENCODERS.story, tuning, writeInDir, log),
-    analytics: new PartWriter<AnalyticsState>('analytics', dir, ENCODERS.analytics, tuning, writeInDir, log),
-    chat: new PartWriter<readonly ChatLine[]>('chat', dir, ENCODERS.chat, tuning, writeInDir, log)
+    story: new PartWriter<StoryState>('story', dir, ENCODERS.story, tuning, writeInDir, reportCommitted, log),
+    analytics: new PartWriter<AnalyticsState>('analytics', dir, ENCODERS.analytics, tuning, writeInDir, reportCommitted, log),
+    chat: new PartWriter<readonly ChatLine[]>('chat', dir, ENCODERS.chat, tuning, writeInDir, reportCommitted, log)
   }
+  let releaseLock: (() => Promise<void>) | undefined
 
   async function loadPart<P extends Part> (part: P): Promise<PartValue[P] | undefined> {
     const path = join(dir, FILES[part])
@@ -325,6 +462,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
     }
     const decoded = decode(part, text)
     if ('problem' in decoded) return await moveAside(part, decoded.problem)
+    writers[part].lastBytes = text.length
     return decoded.value
   }
 
@@ -342,17 +480,44 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
     return undefined
   }
 
+  /** Creates the data dir, takes its lock and removes temp files a killed server left. */
+  async function setUp (): Promise<void> {
+    try {
+      // Directories made now must survive a power cut themselves, or the files in them would go with them.
+      const first = await mkdir(dir, { recursive: true })
+      for (let made = dir; first !== undefined; made = dirname(made)) {
+        await syncDirectory(dirname(made))
+        if (made === first || dirname(made) === made) break
+      }
+    } catch (err) {
+      throw new StoreSetupError(`cannot create the data dir ${dir} (${describeError(err)})`)
+    }
+    releaseLock = await takeLock(dir, log).catch((err: unknown) => {
+      throw err instanceof StoreSetupError ? err : new StoreSetupError(`cannot lock the data dir ${dir} (${describeError(err)})`)
+    })
+    dirReady = true
+    for (const name of await readdir(dir)) {
+      if (LEFTOVER_TEMP.test(name)) await unlink(join(dir, name)).catch(() => {})
+    }
+    log.debug(`persistence | data dir | ${dir} | locked by pid ${process.pid}`)
+  }
+
+  const flush = async (): Promise<void> => {
+    await Promise.all([writers.story.flush(), writers.analytics.flush(), writers.chat.flush()])
+  }
+
   return {
+    durable: true,
     load: async () => {
+      log.debug(`persistence | setting up the data dir ${dir}`)
+      const setUpDone = setUp()
       try {
-        await mkdir(dir, { recursive: true })
-        dirReady = true
-        for (const name of await readdir(dir)) {
-          if (LEFTOVER_TEMP.test(name)) await unlink(join(dir, name)).catch(() => {})
-        }
-        log.debug(`persistence | data dir | ${dir}`)
+        await withinTime(setUpDone, tuning.setupTimeoutMs,
+          `the data dir ${dir} could not be set up within ${tuning.setupTimeoutMs / 1000} s (creating or locking it did not answer)`)
       } catch (err) {
-        log.warn(`persistence | cannot use the data dir ${dir} (${describeError(err)}) | serving anyway; changes stay in memory and saving is retried`)
+        // A late lock (the mount answered after all) is released, not kept by a server that did not start.
+        void setUpDone.then(async () => await releaseLock?.(), () => {})
+        throw err
       }
       const story = await loadPart('story')
       const analytics = await loadPart('analytics')
@@ -367,29 +532,38 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
         ` | analytics of ${restored.analytics.timestamp} | chat of ${restored.chat.length} lines`)
       return restored
     },
-    save: (state) => {
-      writers.story.save(state.story)
-      writers.analytics.save(state.analytics)
-      writers.chat.save(state.chat)
+    save: (state, version) => {
+      latest = Math.max(latest, version)
+      writers.story.save(state.story, version)
+      writers.analytics.save(state.analytics, version)
+      writers.chat.save(state.chat, version)
+      reportCommitted()
     },
-    flush: async () => {
-      await Promise.all([writers.story.flush(), writers.analytics.flush(), writers.chat.flush()])
+    onCommitted: (listener) => { listeners.push(listener) },
+    flush,
+    close: async () => {
+      await flush()
+      await releaseLock?.()
+      releaseLock = undefined
     }
   }
 }
 
 /**
- * The writes of one file: a change waits `delayMs`, then the newest value is
- * written; changes during a write make one more write after it. A failed
- * write is retried with backoff (newer values replace the failed one), logged
- * once per streak of failures.
+ * The writes of one file. A change starts a write after `delayMs` (0: at
+ * once); changes made while a write is in flight are written together right
+ * after it (group commit), newest value only. A failed write is retried with
+ * backoff (newer values replace the failed one), logged once per streak of
+ * failures. `committed` is called after every successful write.
  */
 class PartWriter<T> {
-  /** The file could not be moved aside at load: never write it. */
+  /** The file could not be moved aside at load: never write it (its changes count as committed, as with --no-persist). */
   blocked = false
+  /** Size of the file's last write (or of the file loaded); unknown: Infinity. */
+  lastBytes = Infinity
   private last: T | undefined
-  private writing: T | undefined
-  private pending: { value: T } | undefined
+  private writing: Versioned<T> | undefined
+  private pending: Versioned<T> | undefined
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private wake: (() => void) | undefined
@@ -403,6 +577,7 @@ class PartWriter<T> {
     private readonly encode: (value: T) => unknown,
     private readonly tuning: FileStoreTuning,
     private readonly write: (path: string, data: Uint8Array) => Promise<void>,
+    private readonly committed: () => void,
     private readonly log: ServerLog
   ) {
     this.path = join(dir, FILES[part])
@@ -411,10 +586,15 @@ class PartWriter<T> {
   /** `value` is what the file holds (loaded): saving the very same value writes nothing. */
   written (value: T): void { this.last = value }
 
-  save (value: T): void {
+  /** The oldest change number not yet on disk, Infinity when all are. */
+  dirtySince (): number {
+    return this.writing?.since ?? this.pending?.since ?? Infinity
+  }
+
+  save (value: T, version: number): void {
     // The coordinator sends the whole state on every change: skip the parts that did not change.
-    if (value === (this.pending !== undefined ? this.pending.value : this.writing ?? this.last)) return
-    this.pending = { value }
+    if (this.blocked || value === (this.pending?.value ?? this.writing?.value ?? this.last)) return
+    this.pending = { value, version, since: this.pending?.since ?? version }
     if (this.running === undefined && this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined
@@ -449,27 +629,30 @@ class PartWriter<T> {
 
   private async pump (): Promise<void> {
     while (this.pending !== undefined && !this.blocked) {
-      const { value } = this.pending
+      const job = this.pending
       this.pending = undefined
-      this.writing = value
+      this.writing = job
       const t0 = performance.now()
       try {
-        const data = await serializeJson(this.encode(value), this.tuning.sliceMs)
+        const data = await serializeJson(this.encode(job.value), this.lastBytes <= this.tuning.oneCallBytes ? 0 : this.tuning.sliceMs)
         await this.write(this.path, data)
-        this.last = value
+        this.last = job.value
+        this.lastBytes = data.byteLength
+        this.writing = undefined
         if (this.failures > 0) this.log.warn(`persistence | saving ${this.path} works again, after ${this.failures} failed attempts`)
         this.failures = 0
         this.log.debug(`persistence | saved | ${this.path} | ${data.byteLength} bytes | ${(performance.now() - t0).toFixed(1)} ms`)
+        this.committed()
       } catch (err) {
-        this.pending ??= { value }
+        // Not on disk: what changed since `job.since` still waits, in the next write (a newer value, if any).
+        this.pending = { ...(this.pending ?? job), since: job.since }
+        this.writing = undefined
         this.failures += 1
         if (this.failures === 1) {
-          this.log.warn(`persistence | cannot save ${this.path} (${describeError(err)}) | serving anyway; retrying with backoff, logged again once it works`)
+          this.log.warn(`persistence | cannot save ${this.path} (${describeError(err)}) | acknowledgements of changes wait; retrying with backoff, logged again once it works`)
         }
         if (this.flushing) return
         await this.sleep(this.backoff())
-      } finally {
-        this.writing = undefined
       }
     }
   }

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { parseCli } from '../src/cli.ts'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseCli, SECRET_ENV } from '../src/cli.ts'
 
 const run = promisify(execFile)
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
@@ -49,9 +52,36 @@ describe('command line', () => {
   it('--help lists every option', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', MAIN, '--help'])
     for (const flag of ['--host', '--port', '--turn-hold', '--idle-limit', '--relay-timeout', '--max-frame', '--chat-limit',
-      '--chat-bytes', '--output-limit', '--max-connections', '--secret', '--log-format', '--log-level', '--data-dir', '--no-persist', '--discovery-port',
+      '--chat-bytes', '--output-limit', '--max-connections', '--secret', '--secret-file', SECRET_ENV, '--version', '--log-format', '--log-level', '--data-dir', '--no-persist', '--discovery-port',
       '--discovery-address', '--lan', '--announce-interval', '--no-discovery', '--inspect']) {
       expect(stdout).toContain(flag)
+    }
+  })
+
+  it('takes the secret from --secret, --secret-file or the environment, in that order; both options at once are refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-test-'))
+    try {
+      const file = join(dir, 'secret')
+      writeFileSync(file, 'from file\r\nnot this\n')
+      const env = { [SECRET_ENV]: 'from env' }
+      expect(parseCli(argv('P'), {}).secret).toBeUndefined()
+      expect(parseCli(argv('P'), { [SECRET_ENV]: '' }).secret).toBeUndefined()
+      expect(parseCli(argv('P'), env).secret).toBe('from env')
+      expect(parseCli(argv('P', '--secret-file', file), env).secret).toBe('from file')
+      expect(parseCli(argv('P', '--secret', 'given'), env).secret).toBe('given')
+
+      const fails = async (args: string[]): Promise<string> => {
+        const err = await run(process.execPath, ['--import', 'tsx', MAIN, 'P', '--no-discovery', '--no-persist', ...args])
+          .then(() => null, (e: { code: number, stderr: string }) => e)
+        expect(err?.code).toBe(1)
+        return err?.stderr ?? ''
+      }
+      expect(await fails(['--secret', 'a', '--secret-file', file])).toMatch(/--secret and --secret-file exclude each other/)
+      expect(await fails(['--secret-file', join(dir, 'missing')])).toMatch(/cannot read --secret-file .*missing \(ENOENT\)/)
+      writeFileSync(join(dir, 'empty'), '\n')
+      expect(await fails(['--secret-file', join(dir, 'empty')])).toMatch(/first line of --secret-file .*empty is empty/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
