@@ -3,7 +3,7 @@ import type { JsonValue } from '../protocol/frame.ts'
 import { errorMessage, type ErrorCode } from '../protocol/errors.ts'
 import {
   parseRequest, validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString,
-  validateStorySubmission, validateUsername, type AnalyticsSubmission, type AssetIndex, type Request,
+  validateStorySubmission, validateUsername, type AnalyticsSubmission, type AssetIndex, type Request, type RequestType,
   type ServerSignal, type StorySubmission, type UserId
 } from '../protocol/messages.ts'
 import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
@@ -18,6 +18,8 @@ export interface SessionConfig {
   readonly turnHoldMs: number
   /** §4 idle limit in ms. */
   readonly idleLimitMs: number
+  /** Counts each request by kind (`pass`, `story`, …, `refused`) for metrics; one call, nothing else. */
+  readonly countRequest?: (kind: RequestType | 'refused') => void
 }
 
 export interface SessionInput extends SessionConfig {
@@ -154,8 +156,9 @@ export const sessionSetup = setup({
     requestUsers: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'users.request', userId: context.userId })),
     sendUsersReply: ({ context, event }) => { if (event.type === 'users.current') context.port.sendJson(event.users) },
     /** Parses the frame once and raises it as the request it is (or its refusal). */
-    raiseRequest: enqueueActions(({ event, enqueue }) => {
+    raiseRequest: enqueueActions(({ context, event, enqueue }) => {
       const r = parseRequest(frameValue(event))
+      context.countRequest?.(r.ok ? r.value.type : 'refused')
       enqueue.raise(r.ok ? toRequestEvent(r.value) : { type: 'request.refused', code: r.code, detail: r.detail })
     }),
     reportAt: sendTo(({ context }) => context.coordinator, ({ context }, at: { path: string, timestamp: string }) => ({

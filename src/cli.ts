@@ -1,11 +1,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULTS, type ServerOptions } from './server.ts'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts'
+import { isExposed } from './http/auth.ts'
+import { exposedWithoutSecret } from './http/server.ts'
 
 export const DISCOVERY_PORT = 54545
 export const LOOPBACK_BROADCAST = '127.255.255.255'
 export const LAN_BROADCAST = '255.255.255.255'
 export const DEFAULT_INSPECT_PORT = 8080
+export const DEFAULT_HTTP_PORT = 64647
+export const DEFAULT_HTTP_HOST = '127.0.0.1'
 
 /** What the command line decides: the server's own options, and the app's around it. */
 export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect'> {
@@ -15,6 +19,8 @@ export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect'> 
   readonly persist: false | { readonly dataDir?: string }
   /** Inspector relay port, when `--inspect` was given. */
   readonly inspectPort?: number
+  /** The HTTP side (status page, /metrics, /healthz), or false with `--no-http`. */
+  readonly http: false | { readonly host: string, readonly port: number }
 }
 
 const integer = (min: number, max: number) => (value: string): number => {
@@ -56,6 +62,9 @@ export function buildCli (): Command {
     .option('--announce-interval <s>', 'seconds between announcements (fractions allowed)', positiveSeconds, 1)
     .option('--no-discovery', 'no UDP at all: no announcements, no terminal mirror, no abort listener')
     .option('--inspect [port]', `serve the Stately inspector relay on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT})`)
+    .option('--http <port>', 'HTTP port of the status page, /metrics and /healthz (0 picks a free one)', integer(0, 65535), DEFAULT_HTTP_PORT)
+    .option('--no-http', 'no HTTP side at all')
+    .option('--http-host <address>', `address of the HTTP side; any but 127.0.0.1 or ::1 exposes it and needs --secret`, DEFAULT_HTTP_HOST)
     .showHelpAfterError()
 }
 
@@ -63,7 +72,7 @@ interface RawOptions {
   host: string, port: number, turnHold: number, idleLimit: number, relayTimeout: number, maxFrame: number
   chatLimit: number, maxConnections: number, secret?: string, logFormat: LogFormat, logLevel: LogLevel
   dataDir?: string, persist: boolean, discoveryPort: number, discoveryAddress?: string, lan?: boolean
-  announceInterval: number, discovery: boolean, inspect?: boolean | string
+  announceInterval: number, discovery: boolean, inspect?: boolean | string, http: number | false, httpHost: string
 }
 
 /** Parses argv (as `process.argv`), exiting with usage on bad input. */
@@ -72,6 +81,9 @@ export function parseCli (argv: readonly string[]): CliOptions {
   command.parse([...argv])
   const o = command.opts<RawOptions>()
   if (o.lan === true && o.discoveryAddress !== undefined) command.error('error: --lan and --discovery-address exclude each other')
+  if (o.http !== false && isExposed(o.httpHost) && (o.secret === undefined || o.secret === '')) {
+    command.error(`error: ${exposedWithoutSecret(o.httpHost)}`)
+  }
   let inspectPort: number | undefined
   if (o.inspect !== undefined) {
     try {
@@ -97,6 +109,7 @@ export function parseCli (argv: readonly string[]): CliOptions {
       ? { address: o.lan === true ? LAN_BROADCAST : (o.discoveryAddress ?? LOOPBACK_BROADCAST), port: o.discoveryPort, intervalMs: Math.round(o.announceInterval * 1000) }
       : false,
     persist: o.persist ? { dataDir: o.dataDir } : false,
-    inspectPort
+    inspectPort,
+    http: o.http === false ? false : { host: o.httpHost, port: o.http }
   }
 }

@@ -276,6 +276,12 @@ async function syncDirectory (dir: string): Promise<void> {
   }
 }
 
+/** The store's default `writeFile`: atomic replace (temp file, fsync, rename), then the folder is synced. */
+export async function writeDurably (path: string, data: Uint8Array): Promise<void> {
+  await writeFileAtomic(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength), { fsync: true })
+  await syncDirectory(dirname(path))
+}
+
 /** Temp files write-file-atomic leaves behind when the process dies mid-write: `<name>.<uint32>`. */
 const LEFTOVER_TEMP = /^(story|analytics|chat)\.json\.\d+$/
 
@@ -286,14 +292,7 @@ const LEFTOVER_TEMP = /^(story|analytics|chat)\.json\.\d+$/
  * file, newest state wins.
  */
 export function createFileStore (dir: string, options: StoreOptions, log: ServerLog): Store {
-  const tuning: FileStoreTuning = {
-    ...DEFAULT_TUNING,
-    writeFile: async (path, data) => {
-      await writeFileAtomic(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength), { fsync: true })
-      await syncDirectory(dirname(path))
-    },
-    ...options.tuning
-  }
+  const tuning: FileStoreTuning = { ...DEFAULT_TUNING, writeFile: writeDurably, ...options.tuning }
   let dirReady = false
   const writeInDir = async (path: string, data: Uint8Array): Promise<void> => {
     if (!dirReady) {
