@@ -139,22 +139,24 @@ export class StatusBuilder {
   async health (): Promise<Health> {
     const reasons: string[] = []
     if (!this.c.server.accepting()) reasons.push('not accepting clients: the server is stopping')
-    const p = await this.persistenceProblem()
-    if (p !== undefined) reasons.push(`persistence: ${p}`)
+    for (const p of await this.persistenceProblems()) reasons.push(`persistence: ${p}`)
     return { ok: reasons.length === 0, reasons }
   }
 
-  /** Why persistence is unhealthy: the data dir is not a writable folder, or the last write failed. */
-  private async persistenceProblem (): Promise<string | undefined> {
+  /** Why persistence is unhealthy: the data dir is not a usable folder, and/or the last write failed. */
+  private async persistenceProblems (): Promise<string[]> {
     const dir = this.c.dataDir
-    if (dir === undefined) return undefined
+    if (dir === undefined) return []
+    const problems: string[] = []
     try {
       const s = await stat(dir)
-      if (!s.isDirectory()) return `the data dir ${dir} is not a directory`
+      if (!s.isDirectory()) problems.push(`the data dir ${dir} is not a directory`)
     } catch (err) {
-      return `the data dir ${dir} is unusable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`
+      problems.push(`the data dir ${dir} is unusable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
     }
-    return this.c.telemetry.persistence.failing
+    const failing = this.c.telemetry.persistence.failing
+    if (failing !== undefined) problems.push(failing)
+    return problems
   }
 
   async build (): Promise<StatusDoc> {
@@ -247,7 +249,7 @@ export class StatusBuilder {
             mode: 'on',
             dataDir: this.c.dataDir,
             lastWriteAt: persistence.lastWriteAt === undefined ? undefined : new Date(persistence.lastWriteAt).toISOString(),
-            problem: health.reasons.find((r) => r.startsWith('persistence: '))?.slice('persistence: '.length)
+            problem: health.reasons.filter((r) => r.startsWith('persistence: ')).map((r) => r.slice('persistence: '.length)).join('; ') || undefined
           },
       health,
       connections,
