@@ -67,17 +67,40 @@ const guardName = (g: unknown): string | undefined => {
 interface Arrow { from: string, to: string, labels: string[] }
 
 interface Graph {
+  /** Every state, by dotted id. */
   readonly nodes: Map<string, Node>
+  /**
+   * Compound states drawn as one box with their states in a row inside
+   * (sub-machines that repeat, like the session's sync exchanges): their
+   * inner arrows are noted, not drawn.
+   */
+  readonly collapsed: Set<string>
   readonly arrows: Map<string, Arrow>
-  /** Per state: what it does without an arrow (targetless events, folded exits), for its tooltip. */
+  /** Per state: what it does without an arrow (targetless events, folded exits, inner arrows), for its tooltip. */
   readonly notes: Map<string, string[]>
+}
+
+/** Compound states made of simple states only, whose shape (state names) occurs more than once. */
+function repeatedSubMachines (root: Node): Set<string> {
+  const byShape = new Map<string, string[]>()
+  for (const n of descendants(root)) {
+    if (n === root || !isCompound(n) || Object.values(n.states).some(isCompound)) continue
+    const shape = Object.keys(n.states).join('|')
+    byShape.set(shape, [...(byShape.get(shape) ?? []), stateId(n)])
+  }
+  return new Set([...byShape.values()].filter((ids) => ids.length > 1).flat())
 }
 
 /** States and arrows of a machine; exits from nested states to a top-level final state are noted, not drawn. */
 function graphOf (machine: AnyStateMachine): Graph {
   const root = machine.root as unknown as Node
-  const g: Graph = { nodes: new Map(), arrows: new Map(), notes: new Map() }
+  const g: Graph = { nodes: new Map(), collapsed: repeatedSubMachines(root), arrows: new Map(), notes: new Map() }
   const note = (id: string, line: string): void => { g.notes.set(id, [...(g.notes.get(id) ?? []), line]) }
+  /** The box a state is drawn in: itself, or the collapsed sub-machine holding it. */
+  const boxOf = (n: Node): string => {
+    for (let p = n.parent; p !== undefined; p = p.parent) if (g.collapsed.has(stateId(p))) return stateId(p)
+    return stateId(n)
+  }
   const arrow = (from: string, to: string, label: string): void => {
     const k = `${from}→${to}`
     const a = g.arrows.get(k) ?? { from, to, labels: [] }
@@ -86,9 +109,10 @@ function graphOf (machine: AnyStateMachine): Graph {
   }
   for (const node of descendants(root)) {
     const id = node === root ? ANY : stateId(node)
+    const box = node === root ? ANY : boxOf(node)
     if (node !== root) g.nodes.set(id, node)
     const initial = node.initial?.target[0]
-    if (initial !== undefined) arrow(`${node === root ? '' : id}#initial`, stateId(initial), '')
+    if (initial !== undefined && !g.collapsed.has(id) && box === id) arrow(`${node === root ? '' : id}#initial`, stateId(initial), '')
     const groups: Array<[string, readonly Transition[]]> = [...node.transitions.entries()]
     if (node.always !== undefined) groups.push(['', node.always])
     for (const [eventType, candidates] of groups) {
@@ -97,11 +121,13 @@ function graphOf (machine: AnyStateMachine): Graph {
         const guard = guardName(t.guard)
         const label = guard === undefined ? event : `${event} [${guard}]`
         const targets = t.target ?? []
-        if (targets.length === 0) { note(id, label); continue }
+        if (targets.length === 0) { note(box, box === id ? label : `${node.key}: ${label}`); continue }
         for (const target of targets) {
           const foldedExit = target.type === 'final' && target.parent === root && node.parent !== root && node !== root
-          if (foldedExit) note(id, `${label} → ${target.key}`)
-          else arrow(id, stateId(target), label)
+          const to = boxOf(target)
+          if (foldedExit) note(box, `${box === id ? '' : `${node.key}: `}${label} → ${target.key}`)
+          else if (to === box && box !== id) note(box, `${node.key} → ${target.key}: ${label}`)
+          else arrow(box, to, label)
         }
       }
     }
@@ -110,6 +136,31 @@ function graphOf (machine: AnyStateMachine): Graph {
 }
 
 const width = (text: string, min = 60): number => Math.max(min, text.length * CHAR + 20)
+const MINI_H = 24
+const MINI_GAP = 8
+
+const MINI_COLUMNS = 2
+
+/** The states of a collapsed sub-machine, in a grid of MINI_COLUMNS: their places inside its box. */
+function miniGrid (n: Node): Array<{ child: Node, x: number, y: number, w: number }> {
+  const children = Object.values(n.states)
+  const columns = Array.from({ length: MINI_COLUMNS }, (_, c) =>
+    Math.max(...children.filter((_, i) => i % MINI_COLUMNS === c).map((child) => width(child.key, 40) + BADGE_W - 10)))
+  return children.map((child, i) => {
+    const c = i % MINI_COLUMNS
+    const x = 10 + columns.slice(0, c).reduce((a, b) => a + b + MINI_GAP, 0)
+    return { child, x, y: 28 + Math.floor(i / MINI_COLUMNS) * (MINI_H + 6), w: columns[c] }
+  })
+}
+
+/** A collapsed sub-machine's box size. */
+function miniSize (n: Node): { width: number, height: number } {
+  const grid = miniGrid(n)
+  return {
+    width: Math.max(width(n.key) + BADGE_W, ...grid.map((m) => m.x + m.w + 10)),
+    height: Math.max(...grid.map((m) => m.y + MINI_H + 10))
+  }
+}
 
 /** The ELK graph: compound states as nested nodes, every arrow declared at the top (ELK routes across levels). */
 function elkGraph (g: Graph): ElkNode {
@@ -117,13 +168,22 @@ function elkGraph (g: Graph): ElkNode {
   const add = (parentId: string, n: ElkNode): void => { children.set(parentId, [...(children.get(parentId) ?? []), n]) }
   const parentOf = (n: Node): string => (n.parent === undefined || n.parent.path.length === 0 ? '' : stateId(n.parent))
   if (g.notes.has(ANY) || [...g.arrows.values()].some((a) => a.from === ANY)) add('', { id: ANY, width: width('any state'), height: STATE_H })
-  for (const [from] of [...g.arrows.values()].filter((a) => a.from.endsWith('#initial')).map((a) => [a.from])) {
-    add(from.slice(0, -'#initial'.length), { id: from, width: 12, height: 12 })
+  for (const a of g.arrows.values()) {
+    if (a.from.endsWith('#initial')) add(a.from.slice(0, -'#initial'.length), { id: a.from, width: 12, height: 12 })
+  }
+  const hidden = (n: Node): boolean => {
+    for (let p = n.parent; p !== undefined; p = p.parent) if (g.collapsed.has(stateId(p))) return true
+    return false
   }
   for (const [id, n] of g.nodes) {
-    add(parentOf(n), isCompound(n)
-      ? { id, layoutOptions: { 'elk.padding': '[top=30,left=12,bottom=12,right=12]' } }
-      : { id, width: width(n.key) + BADGE_W, height: STATE_H })
+    if (hidden(n)) continue
+    if (g.collapsed.has(id)) {
+      add(parentOf(n), { id, ...miniSize(n) })
+    } else {
+      add(parentOf(n), isCompound(n)
+        ? { id, layoutOptions: { 'elk.padding': '[top=30,left=12,bottom=12,right=12]' } }
+        : { id, width: width(n.key) + BADGE_W, height: STATE_H })
+    }
   }
   const build = (id: string): ElkNode[] => (children.get(id) ?? []).map((c) => (children.has(c.id) ? { ...c, children: build(c.id) } : c))
   const edges: ElkExtendedEdge[] = [...g.arrows.values()].map((a, i) => {
@@ -155,6 +215,17 @@ function elkGraph (g: Graph): ElkNode {
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 const fmt = (n: number): string => String(Math.round(n * 10) / 10)
 
+/** One state's box: `<g class="state …" data-state="id">` with its name and an empty count the page fills. */
+function stateBox (id: string, node: Node, kind: string, x: number, y: number, w: number, h: number, tip: string): string {
+  const compound = kind === 'compound'
+  const labelY = compound ? 18 : h / 2 + 4
+  return `<g class="state ${kind}" data-state="${esc(id)}" transform="translate(${fmt(x)},${fmt(y)})"><title>${esc(tip)}</title>` +
+    `<rect width="${fmt(w)}" height="${fmt(h)}" rx="${compound ? 8 : h / 2.5}"/>` +
+    (kind.includes('final') ? `<rect class="inner" x="3" y="3" width="${fmt(w - 6)}" height="${fmt(h - 6)}" rx="${h / 3}"/>` : '') +
+    `<text class="name" x="10" y="${fmt(labelY)}">${esc(node.key)}</text>` +
+    `<text class="count" x="${fmt(w - 8)}" y="${fmt(labelY)}" text-anchor="end"></text></g>`
+}
+
 function render (name: MachineName, g: Graph, laid: ElkNode): string {
   const abs = new Map<string, { x: number, y: number }>([['root', { x: 0, y: 0 }]])
   const states: string[] = []
@@ -173,15 +244,15 @@ function render (name: MachineName, g: Graph, laid: ElkNode): string {
           `<rect width="${fmt(w)}" height="${fmt(h)}" rx="6"/><text x="10" y="${fmt(h / 2 + 4)}">any state</text></g>`)
       } else {
         const node = g.nodes.get(c.id) as Node
-        const compound = c.children !== undefined && c.children.length > 0
-        const kind = compound ? 'compound' : node.type === 'final' ? 'final' : 'atomic'
+        const collapsed = g.collapsed.has(c.id)
+        const compound = collapsed || (c.children !== undefined && c.children.length > 0)
         const tip = [c.id, ...(g.notes.get(c.id) ?? [])].join('\n')
-        const labelY = compound ? 18 : h / 2 + 4
-        states.push(`<g class="state ${kind}" data-state="${esc(c.id)}" transform="translate(${fmt(x)},${fmt(y)})"><title>${esc(tip)}</title>` +
-          `<rect width="${fmt(w)}" height="${fmt(h)}" rx="${compound ? 8 : 12}"/>` +
-          (kind === 'final' ? `<rect class="inner" x="3" y="3" width="${fmt(w - 6)}" height="${fmt(h - 6)}" rx="9"/>` : '') +
-          `<text class="name" x="10" y="${fmt(labelY)}">${esc(node.key)}</text>` +
-          `<text class="count" x="${fmt(w - 8)}" y="${fmt(labelY)}" text-anchor="end"></text></g>`)
+        states.push(stateBox(c.id, node, compound ? 'compound' : node.type === 'final' ? 'final' : 'atomic', x, y, w, h, tip))
+        if (collapsed) {
+          for (const m of miniGrid(node)) {
+            states.push(stateBox(stateId(m.child), m.child, `atomic mini${m.child.type === 'final' ? ' final' : ''}`, x + m.x, y + m.y, m.w, MINI_H, stateId(m.child)))
+          }
+        }
         walk(c, x, y)
       }
     }

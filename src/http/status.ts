@@ -255,7 +255,7 @@ export class StatusBuilder {
       connections,
       users,
       relays,
-      finishedRelays: telemetry.finished.map((f) => ({ ...f, folder: this.clean(f.folder) })),
+      finishedRelays: telemetry.finished.map((f) => ({ ...f, folder: this.clean(f.folder), giverName: this.clean(f.giverName), takerName: this.clean(f.takerName) })),
       chat: ctx.chat.slice(-RECENT_CHAT).map(([username, text]) => ({ username: this.clean(username), text: this.clean(text) })),
       story: { owner: ctx.story.owner, timestamp: ctx.story.timestamp, bytes: jsonBytes(ctx.story.value) },
       analytics: { timestamp: ctx.analytics.timestamp, bytes: jsonBytes(ctx.analytics.value) },

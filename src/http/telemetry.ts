@@ -16,6 +16,9 @@ export interface LiveProgress {
 export interface FinishedRelay extends EndedRelay {
   /** When it ended (ms since the epoch). */
   readonly endedAt: number
+  /** The users' names when it ended ('' for one already gone). */
+  readonly giverName: string
+  readonly takerName: string
 }
 
 /** How the last write of the store went. */
@@ -167,7 +170,9 @@ export class Telemetry implements ServerTelemetry {
   private relayEnded (relay: EndedRelay): void {
     this.relaysTotal.labels(relay.outcome).inc()
     this.endedBytes += relay.bytes
-    this.finished.unshift({ ...relay, endedAt: Date.now() })
+    const users = this.server?.coordinator.getSnapshot().context.users
+    const name = (id: string): string => users?.get(id)?.username ?? ''
+    this.finished.unshift({ ...relay, endedAt: Date.now(), giverName: name(relay.giver), takerName: name(relay.taker) })
     if (this.finished.length > KEEP_FINISHED) this.finished.pop()
   }
 }

@@ -115,7 +115,7 @@ function renderRelays (s) {
   for (const f of s.finishedRelays) {
     body.append(el('tr', { class: 'finished-relay', 'data-relay-id': String(f.id), 'data-outcome': f.outcome },
       el('td', {}, el('code', {}, f.folder)),
-      el('td', {}, `${f.giver} → ${f.taker}`),
+      el('td', { title: `${f.giver} → ${f.taker}` }, `${f.giverName || f.giver} → ${f.takerName || f.taker}`),
       el('td', { class: `outcome outcome-${f.outcome}`, title: f.failure || '' }, f.failure ? `${f.outcome}: ${f.failure}` : f.outcome),
       el('td', {}, String(f.files)),
       el('td', {}, bytes(f.bytes)),
@@ -178,6 +178,9 @@ function select (userId) {
   selectedUser = selectedUser === userId ? null : userId
   if (selectedUser !== null) showMachine('session')
   render()
+  // At actual size the diagram scrolls: bring the user's state into view.
+  const leaf = [...document.querySelectorAll('svg[data-machine="session"] .state.current')].pop()
+  if (leaf && !$('fit').checked) leaf.scrollIntoView({ block: 'center', inline: 'center' })
 }
 
 function showMachine (name) {
@@ -223,4 +226,6 @@ function connect () {
 
 connect()
 setInterval(showUptime, 1000)
+$('fit').addEventListener('change', () => $('machines').classList.toggle('fit', $('fit').checked))
+$('machines').classList.toggle('fit', $('fit').checked)
 drawMachines().catch((err) => { $('machines').textContent = `Could not draw the machines: ${err.message}` })
