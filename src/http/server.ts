@@ -3,7 +3,6 @@ import type { ServerResponse } from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ServerLog } from '../log.ts'
 import { hasSecret, isExposed, loopbackHosts } from './auth.ts'
-import { machineSvgs } from './machine-graph.ts'
 import { StatusBuilder, type StatusContext } from './status.ts'
 
 export interface HttpOptions {
@@ -153,7 +152,8 @@ export async function startHttp (options: HttpOptions, status: StatusContext, lo
     app.get(path, async (_req, reply) => reply.type(asset.type).send(await readFile(new URL(asset.file, ASSET_DIR))))
   }
   app.get('/api/status', async () => await builder.build())
-  app.get('/api/machines', async () => await machineSvgs())
+  // Laid out on the first request, once per process (elkjs is loaded only then).
+  app.get('/api/machines', async () => await (await import('./machine-graph.ts')).machineSvgs())
   app.get('/api/events', (req, reply) => {
     reply.hijack()
     reply.raw.writeHead(200, {
@@ -187,8 +187,6 @@ export async function startHttp (options: HttpOptions, status: StatusContext, lo
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : options.port
   hosts = loopbackHosts(options.host, port)
-  // Laid out once, in the background, so the first page does not wait for it.
-  void machineSvgs().catch((err: Error) => log.warn(`status page | cannot draw the machines | ${err.message}`))
   const shown = options.host.includes(':') ? `[${options.host}]` : options.host
   return {
     url: `http://${shown}:${port}/`,

@@ -3,7 +3,8 @@ import type { AnyActorRef } from 'xstate'
 import type { JsonValue } from '../../protocol/frame.ts'
 import type { Notification } from '../../actors/notifications.ts'
 import type { RunningServer } from '../server.ts'
-import { activeStates, leafState, type MachineName } from './machine-graph.ts'
+import type { MachineName } from './machine-graph.ts'
+import { activeStates, leafState } from './states.ts'
 import type { FinishedRelay, Telemetry } from './telemetry.ts'
 
 /**
