@@ -51,7 +51,7 @@ export function buildCli (): Command {
     .option('--max-frame <bytes>', 'largest frame accepted from a client', integer(1024, 2 ** 32 - 1), DEFAULTS.maxFrame)
     .option('--chat-limit <n>', 'chat messages kept (oldest dropped)', integer(1, 10_000_000), DEFAULTS.chatLimit)
     .option('--max-connections <n>', 'clients at once; more are answered "busy"', integer(1, 1_000_000), DEFAULTS.maxConnections)
-    .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts')
+    .option('--secret <secret>', 'ask clients for this secret in the handshake; also required in UDP aborts and by an exposed status page')
     .addOption(new Option('--log-format <format>', 'log output').choices(['pretty', 'json']).default('pretty'))
     .addOption(new Option('--log-level <level>', 'least important log level shown').choices([...LOG_LEVELS]).default('info'))
     .option('--data-dir <dir>', 'where story, analytics and chat are saved (default ./.multiuser/<project>/)')
