@@ -24,7 +24,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'turns', module: './turns.ts', fn: 'benchTurns' },
   { name: 'client', module: './client.ts', fn: 'benchClient' },
   { name: 'persist', module: './persist.ts', fn: 'benchPersist' },
-  { name: 'relay', module: './relay.ts', fn: 'benchRelay' }
+  { name: 'relay', module: './relay.ts', fn: 'benchRelay' },
+  { name: 'status', module: './status.ts', fn: 'benchStatus' }
 ]
 
 /** A markdown table; columns are the union of the rows' keys, in first-seen order. */

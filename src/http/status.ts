@@ -213,7 +213,12 @@ export class StatusBuilder {
       const fraction = bytesTotalKnown
         ? (bytesTotal === 0 ? 1 : bytesDone / bytesTotal)
         : filesTotal !== null && filesTotal > 0 ? (p?.filesDone ?? 0) / filesTotal : 0
-      const eta = bytesTotalKnown && rate > 0 ? Math.max(0, (bytesTotal - bytesDone) / rate) : null
+      let eta: number | null = null
+      if (bytesTotalKnown) eta = rate > 0 ? Math.max(0, (bytesTotal - bytesDone) / rate) : null
+      else if (live !== undefined && filesTotal !== null && p !== undefined && p.filesDone > 0) {
+        // Before the byte total is known: at the pace of the files so far.
+        eta = (performance.now() - live.startedAt) / 1000 / p.filesDone * (filesTotal - p.filesDone)
+      }
       relays.push({
         id: r.id,
         folder: this.clean(r.folder),
