@@ -20,11 +20,13 @@ import { join, type WireClient } from '../test/helpers/wire-client.ts'
 import { isMain, markdownTable, type Row } from './run.ts'
 import { percentile, startServerProcess } from './server-process.ts'
 import { joinMany, passLoop } from './turns.ts'
+import { StatusBuilder } from '../src/http/status.ts'
 import { Telemetry } from '../src/http/telemetry.ts'
+import { startTestApp } from '../test/helpers/app.ts'
 
 const CLIENTS = 200
 const PASS_SECONDS = 3
-const ROUNDS = 5
+const ROUNDS = Number(process.env.STATUS_BENCH_ROUNDS ?? 5)
 const JOINS = 20
 
 async function freePort (): Promise<number> {
@@ -85,6 +87,24 @@ async function statusLag (): Promise<number[]> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
+/** ms of CPU to build one status document with CLIENTS users connected, in this process (the page gets one per change, at most 4/s). */
+async function buildMs (): Promise<number> {
+  const app = await startTestApp(['--no-persist'], 'Bench')
+  const clients = await joinMany(app.port, CLIENTS)
+  try {
+    const builder = new StatusBuilder({ project: 'Bench', version: '0', server: app.server, telemetry: app.telemetry as Telemetry, startedAt: Date.now() })
+    for (let i = 0; i < 10; i++) JSON.stringify(await builder.build())
+    const builds = 100
+    const t0 = process.cpuUsage()
+    for (let i = 0; i < builds; i++) JSON.stringify(await builder.build())
+    const used = process.cpuUsage(t0)
+    return (used.user + used.system) / 1000 / builds
+  } finally {
+    for (const c of clients) c.close()
+    await app.close()
+  }
+}
+
 /** ns per call of the session's request hook (a prom-client counter increment), in this process. */
 function hookNs (): number {
   const telemetry = new Telemetry()
@@ -110,6 +130,7 @@ export async function benchStatus (): Promise<Row[]> {
   })
   const lags = await statusLag()
   const ns = hookNs()
+  const build = await buildMs()
   return [
     row('no-http', `(a) server CPU per pass, --no-http, ${CLIENTS} clients`),
     row('http', '(b) same, HTTP side on, nobody watching (default)'),
@@ -119,6 +140,12 @@ export async function benchStatus (): Promise<Row[]> {
       value: `${ns.toFixed(0)} ns`,
       runs: 'in-process, 2 M calls',
       note: `${(ns / 1000 / base * 100).toFixed(2)} % of (a)`
+    },
+    {
+      measure: `one status document, ${CLIENTS} users (build + JSON)`,
+      value: `${build.toFixed(2)} ms`,
+      runs: 'in-process, 100 builds',
+      note: `at most 4 a second while a page is open: ≤ ${(build * 4 / 10).toFixed(1)} % of a core`
     },
     {
       measure: 'status lag: join → event stream',

@@ -14,6 +14,8 @@ export interface App {
   readonly server: RunningServer
   /** The status page, when the HTTP side is on and could listen. */
   readonly http?: HttpServer
+  /** Metrics and status hooks, when the HTTP side is on. */
+  readonly telemetry?: Telemetry
   /** Orderly stop: close sessions, flush the store, stop UDP, the inspector and the HTTP side. */
   readonly stop: (why: string) => Promise<void>
 }
@@ -83,5 +85,5 @@ export async function startApp (options: CliOptions, log: ServerLog, onExit: (co
   log.human(`multiuser server | started | ${firstExternalIPv4()} | ${options.projectName}`)
   log.debug(`listening on ${server.host}:${server.port}`)
 
-  return { server, http, stop }
+  return { server, http, telemetry, stop }
 }

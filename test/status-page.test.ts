@@ -166,6 +166,9 @@ describe('status page in a headless browser', () => {
     const origin = new URL(app.url).origin
     expect(browser.requested.filter((u) => !u.startsWith(origin))).toEqual([])
     expect(browser.requested).toEqual(expect.arrayContaining([`${origin}/assets/status.js`, `${origin}/assets/status.css`, `${origin}/api/events`, `${origin}/api/machines`]))
+    // Live by server-sent events on one stream, nothing polled.
+    expect(browser.requested.filter((u) => u === `${origin}/api/events`)).toHaveLength(1)
+    expect(browser.requested.filter((u) => u.startsWith(`${origin}/api/status`))).toEqual([])
     ann.close()
     bob.close()
   })

@@ -37,10 +37,11 @@ export interface TestApp extends App {
  * The whole app as `npm start` runs it (options through the real CLI parser),
  * in this process: TCP on 127.0.0.1 and the HTTP side on a free port, UDP off,
  * persistence in a fresh temp dir. `args` are extra command-line arguments.
+ * Project "Test Film" unless `project` says otherwise.
  */
-export async function startTestApp (args: string[] = []): Promise<TestApp> {
+export async function startTestApp (args: string[] = [], project = 'Test Film'): Promise<TestApp> {
   const dataDir = await mkdtemp(join(tmpdir(), 'vcs-status-'))
-  const options = parseCli(['node', 'main.ts', 'Test Film', '--host', '127.0.0.1', '--port', '0', '--turn-hold', '0',
+  const options = parseCli(['node', 'main.ts', project, '--host', '127.0.0.1', '--port', '0', '--turn-hold', '0',
     '--no-discovery', '--http', '0', '--data-dir', join(dataDir, 'data'), ...args])
   const log = recordingLog()
   const app = await startApp(options, log, () => {})
