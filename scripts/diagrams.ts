@@ -11,30 +11,10 @@ import { coordinatorMachine } from '../actors/coordinator.ts'
 import { giverMachine } from '../actors/giver.ts'
 import { sessionMachine } from '../actors/session.ts'
 import { takerMachine } from '../actors/taker.ts'
+import { descendants, eventLabel, type MachineNode, type MachineTransition } from '../src/machine-nodes.ts'
 
-/** The parts of XState's state node this generator reads. */
-interface Node {
-  readonly key: string
-  readonly id: string
-  readonly path: readonly string[]
-  readonly type: 'atomic' | 'compound' | 'parallel' | 'final' | 'history'
-  readonly parent?: Node
-  readonly states: Record<string, Node>
-  readonly initial?: { readonly target: readonly Node[], readonly actions: readonly unknown[] }
-  readonly transitions: ReadonlyMap<string, readonly Transition[]>
-  readonly always?: readonly Transition[]
-  readonly after: ReadonlyArray<{ readonly delay: string | number, readonly eventType: string }>
-  readonly invoke: ReadonlyArray<{ readonly id: string, readonly src: unknown }>
-  readonly entry: readonly unknown[]
-  readonly exit: readonly unknown[]
-}
-
-interface Transition {
-  readonly target?: readonly Node[]
-  readonly guard?: unknown
-  readonly actions: readonly unknown[]
-  readonly reenter: boolean
-}
+type Node = MachineNode
+type Transition = MachineTransition
 
 interface Edge { readonly from: string, readonly to: string, readonly label: string }
 
@@ -152,18 +132,6 @@ function formatActions (actions: readonly unknown[]): string[] {
   return actions.filter((a) => !isDelayPlumbing(a)).map(formatImplementation).filter((a): a is string => a !== undefined)
 }
 
-function eventLabel (node: Node, eventType: string): string {
-  if (eventType === '') return 'always'
-  if (eventType.startsWith('xstate.after.')) {
-    const delay = node.after.find((a) => a.eventType === eventType)?.delay
-    return `after ${typeof delay === 'number' ? `${delay} ms` : (delay ?? '?')}`
-  }
-  if (eventType === `xstate.done.state.${node.id}`) return 'onDone'
-  const actor = /^xstate\.(done|error)\.actor\.(.*)$/.exec(eventType)
-  if (actor !== null) return `${actor[1] === 'done' ? 'onDone' : 'onError'}(${actor[2] === '*' ? 'any child' : actor[2]})`
-  return eventType
-}
-
 function transitionLabel (event: string, t: Transition, elseBranch: boolean): string {
   const guard = t.guard === undefined ? (elseBranch ? 'else' : undefined) : formatImplementation(t.guard)
   const actions = formatActions(t.actions)
@@ -177,10 +145,6 @@ const isAncestorOf = (a: Node, b: Node): boolean => {
 const isWithin = (a: Node, b: Node): boolean => a === b || isAncestorOf(b, a)
 const isCompound = (node: Node): boolean => Object.keys(node.states).length > 0
 const dotted = (node: Node): string => node.path.join('.')
-
-function descendants (node: Node): Node[] {
-  return [node, ...Object.values(node.states).flatMap(descendants)]
-}
 
 /**
  * A compound state's shape: its states and which of them its transitions

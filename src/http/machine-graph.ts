@@ -13,24 +13,13 @@ import { coordinatorMachine } from '../../actors/coordinator.ts'
 import { giverMachine } from '../../actors/giver.ts'
 import { sessionMachine } from '../../actors/session.ts'
 import { takerMachine } from '../../actors/taker.ts'
+import { descendants, eventLabel, type MachineNode, type MachineTransition } from '../machine-nodes.ts'
 
 export const STATUS_MACHINES = { session: sessionMachine, coordinator: coordinatorMachine, giver: giverMachine, taker: takerMachine } as const
 export type MachineName = keyof typeof STATUS_MACHINES
 
-/** The parts of XState's state node read here. */
-interface Node {
-  readonly key: string
-  readonly id: string
-  readonly path: readonly string[]
-  readonly type: 'atomic' | 'compound' | 'parallel' | 'final' | 'history'
-  readonly parent?: Node
-  readonly states: Record<string, Node>
-  readonly initial?: { readonly target: readonly Node[] }
-  readonly transitions: ReadonlyMap<string, readonly Transition[]>
-  readonly always?: readonly Transition[]
-  readonly after: ReadonlyArray<{ readonly delay: string | number, readonly eventType: string }>
-}
-interface Transition { readonly target?: readonly Node[], readonly guard?: unknown }
+type Node = MachineNode
+type Transition = MachineTransition
 
 /** elkjs is CommonJS: its constructor is the module itself, also exported as `default`. */
 const ELK = elk.default
@@ -44,18 +33,6 @@ const BADGE_W = 30
 /** A state's id on the page: its dotted path (`turnTaking.holding`), as `activeStates` gives them. */
 const stateId = (n: Node): string => n.path.join('.')
 const isCompound = (n: Node): boolean => Object.keys(n.states).length > 0
-const descendants = (n: Node): Node[] => [n, ...Object.values(n.states).flatMap(descendants)]
-
-function eventLabel (node: Node, eventType: string): string {
-  if (eventType === '') return 'always'
-  if (eventType.startsWith('xstate.after.')) {
-    const delay = node.after.find((a) => a.eventType === eventType)?.delay
-    return `after ${typeof delay === 'number' ? `${delay} ms` : String(delay)}`
-  }
-  if (eventType === `xstate.done.state.${node.id}`) return 'onDone'
-  if (eventType.startsWith('xstate.done.actor.')) return 'onDone(child)'
-  return eventType
-}
 
 const guardName = (g: unknown): string | undefined => {
   if (typeof g === 'string') return g
