@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { CliOptions } from './cli.ts'
 import { startDiscovery, type Discovery } from './discovery.ts'
-import { startHttp, type HttpServer } from './http/server.ts'
-import { Telemetry } from './http/telemetry.ts'
+import type { HttpServer } from './http/server.ts'
+import type { Telemetry } from './http/telemetry.ts'
 import { startInspector, type Inspector } from './inspector.ts'
 import type { ServerLog } from './log.ts'
 import { firstExternalIPv4 } from './net-info.ts'
@@ -28,8 +28,9 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json
  */
 export async function startApp (options: CliOptions, log: ServerLog, onExit: (code: number) => void): Promise<App> {
   const startedAt = Date.now()
-  // Metrics and the status page's hooks exist only with the HTTP side: without it the server pays nothing.
-  const telemetry = options.http === false ? undefined : new Telemetry()
+  // Metrics and the status page's hooks exist only with the HTTP side: without it the server pays nothing
+  // (Fastify, prom-client and the page are not even loaded).
+  const telemetry = options.http === false ? undefined : new (await import('./http/telemetry.ts')).Telemetry()
   const store = createStore({
     projectName: options.projectName,
     persist: options.persist,
@@ -51,6 +52,7 @@ export async function startApp (options: CliOptions, log: ServerLog, onExit: (co
   let http: HttpServer | undefined
   if (options.http !== false && telemetry !== undefined) {
     const dataDir = options.persist === false ? undefined : resolve(options.persist.dataDir ?? defaultDataDir(options.projectName))
+    const { startHttp } = await import('./http/server.ts')
     http = await startHttp(
       { ...options.http, secret: options.secret },
       { project: options.projectName, version: VERSION, server, telemetry, dataDir, secret: options.secret, startedAt },

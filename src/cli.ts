@@ -1,8 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULTS, type ServerOptions } from './server.ts'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts'
-import { isExposed } from './http/auth.ts'
-import { exposedWithoutSecret } from './http/server.ts'
+import { exposedWithoutSecret, isExposed } from './http/auth.ts'
 
 export const DISCOVERY_PORT = 54545
 export const LOOPBACK_BROADCAST = '127.255.255.255'

@@ -5,6 +5,12 @@ const PRIVATE_HOSTS = new Set(['127.0.0.1', '::1'])
 
 export const isExposed = (host: string): boolean => !PRIVATE_HOSTS.has(host)
 
+/** The refusal when the page would be exposed without a secret (the CLI and startHttp both say it). */
+export function exposedWithoutSecret (host: string): string {
+  return `--http-host ${host} exposes the status page beyond this machine, and then it requires the server's secret: ` +
+    'start the server with --secret too (viewers log in with it as password), or keep --http-host 127.0.0.1'
+}
+
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
 const same = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b))
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import type { ServerResponse } from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ServerLog } from '../log.ts'
-import { hasSecret, isExposed, loopbackHosts } from './auth.ts'
+import { exposedWithoutSecret, hasSecret, isExposed, loopbackHosts } from './auth.ts'
 import { StatusBuilder, type StatusContext } from './status.ts'
 
 export interface HttpOptions {
@@ -41,12 +41,6 @@ const SECURITY_HEADERS = {
 } as const
 
 export class HttpConfigError extends Error {}
-
-/** The refusal when the page would be exposed without a secret; cli.ts says the same before starting. */
-export function exposedWithoutSecret (host: string): string {
-  return `--http-host ${host} exposes the status page beyond this machine, and then it requires the server's secret: ` +
-    'start the server with --secret too (viewers log in with it as password), or keep --http-host 127.0.0.1'
-}
 
 /**
  * Server-sent events: every page gets the status at once, then whenever it

@@ -68,7 +68,6 @@ export class Telemetry implements ServerTelemetry {
       registers
     })
     const self = this
-    /* eslint-disable no-new */
     new Gauge({
       name: 'multiuser_users',
       help: 'Users connected (handshake done)',
@@ -120,7 +119,6 @@ export class Telemetry implements ServerTelemetry {
         this.set(n)
       }
     })
-    /* eslint-enable no-new */
   }
 
   /** The running server the gauges read. */
