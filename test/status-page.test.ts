@@ -139,6 +139,8 @@ describe('status page in a headless browser', () => {
     expect(await page.textContent('tr.finished-relay td:nth-child(2)')).toBe('bob → ann')
 
     // The machines: drawn, counted, and the selected user's state highlighted.
+    // Laid out once per process in a worker thread, on the page's first request: give it time.
+    await page.waitForSelector('svg[data-machine="taker"] g.state', { state: 'attached', timeout: 30_000 })
     for (const m of ['session', 'coordinator', 'giver', 'taker']) {
       expect(await page.$$(`svg[data-machine="${m}"] g.state`), m).not.toHaveLength(0)
     }

@@ -8,6 +8,8 @@
  * the class `current` the page sets on a selected user's states.
  */
 import elk, { type ElkExtendedEdge, type ElkNode } from 'elkjs/lib/elk.bundled.js'
+import { once } from 'node:events'
+import { Worker } from 'node:worker_threads'
 import type { AnyStateMachine } from 'xstate'
 import { coordinatorMachine } from '../../actors/coordinator.ts'
 import { giverMachine } from '../../actors/giver.ts'
@@ -260,14 +262,46 @@ export async function machineSvg (name: MachineName): Promise<string> {
   return render(name, g, laid)
 }
 
+/** Every machine as SVG, in this thread (elkjs works synchronously: about a second for the session). */
+export async function layoutAll (): Promise<Record<MachineName, string>> {
+  const out = {} as Record<MachineName, string>
+  for (const name of Object.keys(STATUS_MACHINES) as MachineName[]) out[name] = await machineSvg(name)
+  return out
+}
+
+/**
+ * Runs in a worker thread: the TypeScript loader (tsx) registered there, this
+ * module imported, `layoutAll()` posted back.
+ */
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+;(async () => {
+  (await import(workerData.tsx)).register()
+  const m = await import(workerData.module)
+  parentPort.postMessage({ svgs: await m.layoutAll() })
+})().catch((err) => parentPort.postMessage({ error: String((err && err.stack) || err) }))
+`
+
+/** `layoutAll()` in a worker thread, so that laying out never stalls the sessions' event loop. */
+async function layoutInWorker (): Promise<Record<MachineName, string>> {
+  const tsx = import.meta.resolve('tsx/esm/api')
+  const worker = new Worker(WORKER, { eval: true, workerData: { tsx, module: import.meta.url } })
+  try {
+    const [message] = await once(worker, 'message') as [{ svgs?: Record<MachineName, string>, error?: string }]
+    if (message.svgs === undefined) throw new Error(message.error ?? 'no diagrams')
+    return message.svgs
+  } finally {
+    await worker.terminate()
+  }
+}
+
 let all: Promise<Record<MachineName, string>> | undefined
 
-/** Every machine as SVG, laid out once per process (the definitions do not change while it runs). */
+/** Every machine as SVG, laid out once per process, in a worker thread (the definitions do not change while it runs). */
 export function machineSvgs (): Promise<Record<MachineName, string>> {
-  all ??= (async () => {
-    const out = {} as Record<MachineName, string>
-    for (const name of Object.keys(STATUS_MACHINES) as MachineName[]) out[name] = await machineSvg(name)
-    return out
-  })()
+  all ??= layoutInWorker().catch((err: unknown) => {
+    all = undefined // tried again on the next request
+    throw err
+  })
   return all
 }

@@ -195,6 +195,7 @@ async function drawMachines () {
   const svgs = await res.json()
   const tabs = $('machine-tabs')
   const views = $('machines')
+  views.replaceChildren()
   for (const m of MACHINES) {
     const b = el('button', { type: 'button', 'data-machine': m }, m)
     b.addEventListener('click', () => showMachine(m))
