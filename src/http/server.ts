@@ -27,8 +27,10 @@ const ASSETS: Readonly<Record<string, { file: string, type: string }>> = {
 }
 const ASSET_DIR = new URL('./assets/', import.meta.url)
 
-/** How often the live page is brought up to date (it is at most this much behind, plus the network). */
+/** How often the live page is checked for changes the coordinator does not see (session states, relay bytes). */
 export const PUSH_INTERVAL_MS = 250
+/** The least time between two pushes when the coordinator changes often. */
+const MIN_GAP_MS = 50
 const HEARTBEAT_MS = 15_000
 /** A page that reads slower than the updates come gets skipped until it catches up. */
 const MAX_PAGE_BACKLOG = 4 * 1024 * 1024
@@ -44,17 +46,29 @@ export class HttpConfigError extends Error {}
 
 /**
  * Server-sent events: every page gets the status at once, then whenever it
- * changes, checked every PUSH_INTERVAL_MS while at least one page is open
- * (nothing runs when nobody looks).
+ * changes. While at least one page is open: a change of the coordinator
+ * (a user joins or leaves, says where it works, a relay starts or ends, …)
+ * is pushed within MIN_GAP_MS, and everything else (session states, relay
+ * bytes) is checked every PUSH_INTERVAL_MS. Nothing runs when nobody looks.
  */
 class StatusStream {
   private readonly pages = new Set<ServerResponse>()
   private timer: NodeJS.Timeout | undefined
+  private soonTimer: NodeJS.Timeout | undefined
+  private unsubscribe: (() => void) | undefined
   private last = ''
   private lastWrite = 0
+  private lastBuild = 0
   private busy = false
+  /** A change came while a build was running: build again after it. */
+  private again = false
 
-  constructor (private readonly builder: StatusBuilder, private readonly log: ServerLog) {}
+  constructor (
+    private readonly builder: StatusBuilder,
+    /** Calls its listener on each change of the coordinator; returns how to stop. */
+    private readonly onCoordinatorChange: (listener: () => void) => () => void,
+    private readonly log: ServerLog
+  ) {}
 
   add (res: ServerResponse): void {
     this.pages.add(res)
@@ -63,29 +77,45 @@ class StatusStream {
     if (this.timer === undefined) {
       this.timer = setInterval(() => { void this.tick() }, PUSH_INTERVAL_MS)
       this.timer.unref()
+      this.unsubscribe = this.onCoordinatorChange(() => this.soon())
     }
     void this.tick()
   }
 
   remove (res: ServerResponse): void {
     this.pages.delete(res)
-    if (this.pages.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer)
-      this.timer = undefined
-      this.last = ''
-    }
+    if (this.pages.size === 0) this.stop()
   }
 
   close (): void {
     for (const res of this.pages) res.end()
     this.pages.clear()
-    if (this.timer !== undefined) clearInterval(this.timer)
-    this.timer = undefined
+    this.stop()
+  }
+
+  private stop (): void {
+    clearInterval(this.timer)
+    clearTimeout(this.soonTimer)
+    this.unsubscribe?.()
+    this.timer = this.soonTimer = this.unsubscribe = undefined
+    this.last = ''
+  }
+
+  /** A push soon, at most one per MIN_GAP_MS, however many changes. */
+  private soon (): void {
+    if (this.soonTimer !== undefined) return
+    if (this.busy) { this.again = true; return }
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined
+      void this.tick()
+    }, Math.max(0, this.lastBuild + MIN_GAP_MS - Date.now()))
+    this.soonTimer.unref()
   }
 
   private async tick (): Promise<void> {
     if (this.busy || this.pages.size === 0) return
     this.busy = true
+    this.lastBuild = Date.now()
     try {
       const { uptimeSeconds: _, ...doc } = await this.builder.build()
       const message = `event: status\ndata: ${JSON.stringify(doc)}\n\n`
@@ -102,6 +132,10 @@ class StatusStream {
       this.log.debug(`status page | could not build the status | ${(err as Error).message}`)
     } finally {
       this.busy = false
+      if (this.again) {
+        this.again = false
+        this.soon()
+      }
     }
   }
 }
@@ -118,7 +152,10 @@ export async function startHttp (options: HttpOptions, status: StatusContext, lo
   if (exposed && (secret === undefined || secret === '')) throw new HttpConfigError(exposedWithoutSecret(options.host))
 
   const builder = new StatusBuilder(status)
-  const stream = new StatusStream(builder, log)
+  const stream = new StatusStream(builder, (listener) => {
+    const subscription = status.server.coordinator.subscribe(listener)
+    return () => subscription.unsubscribe()
+  }, log)
   const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true })
   let hosts = new Set<string>()
 
