@@ -2,7 +2,7 @@
  * What the HTTP side (issue 15) costs the server, and how far behind the
  * status page is. Real server in a child process, clients in this one:
  *  - server CPU per pass with 200 clients passing (turn hold 0), in three
- *    configurations run interleaved, 5 rounds each, medians: (a) `--no-http`,
+ *    configurations run interleaved (each round starting with the next one), 5 rounds each, medians: (a) `--no-http`,
  *    the bare baseline; (b) HTTP on, nobody watching (the default: metrics
  *    hooks only); (c) HTTP on with a status page open (one server-sent event
  *    stream); reported as ratios to (a);
@@ -118,8 +118,13 @@ function hookNs (): number {
 
 export async function benchStatus (): Promise<Row[]> {
   const runs: Record<Config, number[]> = { 'no-http': [], http: [], 'http+page': [] }
+  const configs = Object.keys(runs) as Config[]
   for (let r = 0; r < ROUNDS; r++) {
-    for (const config of Object.keys(runs) as Config[]) runs[config].push(await cpuPerPass(config))
+    // Each round starts with another configuration, so that none is always first or last.
+    for (let i = 0; i < configs.length; i++) {
+      const config = configs[(r + i) % configs.length]
+      runs[config].push(await cpuPerPass(config))
+    }
   }
   const base = median(runs['no-http'])
   const row = (config: Config, label: string): Row => ({
