@@ -37,10 +37,10 @@ async function freePort (): Promise<number> {
   return port
 }
 
-type Config = 'no-http' | 'http' | 'http+page'
+export type Config = 'no-http' | 'http' | 'http+page'
 
 /** Server CPU µs per pass in one configuration. */
-async function cpuPerPass (config: Config): Promise<number> {
+export async function cpuPerPass (config: Config): Promise<number> {
   const httpPort = await freePort()
   const server = await startServerProcess(['--turn-hold', '0', ...(config === 'no-http' ? ['--no-http'] : ['--http', String(httpPort)])])
   const close = config === 'http+page' ? openEvents(`http://127.0.0.1:${httpPort}/api/events`, () => {}) : () => {}
