@@ -160,6 +160,24 @@ export type CoordinatorEmitted =
   | { type: 'log', line: string }
   /** Story, analytics or chat changed (change number `version`): a store saves them, then sends `durable.committed`. */
   | { type: 'durableStateChanged', state: DurableState, version: number }
+  /** A relay is over (the status page and metrics): how, and what went through. */
+  | { type: 'relayEnded', relay: EndedRelay }
+
+export interface EndedRelay {
+  readonly id: number
+  readonly folder: string
+  readonly giver: UserId
+  readonly taker: UserId
+  /** `ok`/`failed`: it ran; `timeout`: the giver did not start in time; `withdrawn`: one side left before it started. */
+  readonly outcome: 'ok' | 'failed' | 'timeout' | 'withdrawn'
+  readonly files: number
+  readonly bytes: number
+  readonly durationMs: number
+  readonly failure?: string
+}
+
+const endedUnstarted = (r: RelayRecord, outcome: 'timeout' | 'withdrawn'): CoordinatorEmitted =>
+  ({ type: 'relayEnded', relay: { id: r.id, folder: r.folder, giver: r.giver, taker: r.taker, outcome, files: 0, bytes: 0, durationMs: 0 } })
 
 export const coordinatorMachine = setup({
   types: {
@@ -216,6 +234,7 @@ export const coordinatorMachine = setup({
             if (giver !== undefined) enqueue.sendTo(giver.session, { type: 'serve.withdraw', relayId: r.id })
           }
         }
+        if (!r.started && (r.giver === event.userId || r.taker === event.userId)) enqueue.emit(endedUnstarted(r, 'withdrawn'))
       }
     }),
     forgetUnstartedRelaysOfLeaver: assign({
@@ -371,6 +390,7 @@ export const coordinatorMachine = setup({
       enqueue.sendTo(relay.takerActor, { type: 'relay.withdrawn' })
       enqueue.sendTo(relay.giverActor, { type: 'relay.withdrawn' })
       enqueue.emit({ type: 'log', line: `relay timeout | ${relay.folder} | from | ${relay.giver} | to | ${relay.taker}` })
+      enqueue.emit(endedUnstarted(relay, 'timeout'))
     }),
     stopFinishedRelayActor: stopChild(({ event }) => ('actorId' in event ? event.actorId : '')),
     forgetFinishedRelay: enqueueActions(({ context, event, enqueue }) => {
@@ -387,6 +407,13 @@ export const coordinatorMachine = setup({
         line: o.failure === undefined
           ? `served | ${what} | files | ${o.files} | bytes | ${o.bytes} | seconds | ${(o.durationMs / 1000).toFixed(2)}`
           : `relay failed | ${what} | ${o.failure}`
+      })
+      enqueue.emit({
+        type: 'relayEnded',
+        relay: {
+          id: relay.id, folder: relay.folder, giver: relay.giver, taker: relay.taker, outcome: o.failure === undefined ? 'ok' : 'failed',
+          files: o.files, bytes: o.bytes, durationMs: o.durationMs, failure: o.failure
+        }
       })
     })
   }

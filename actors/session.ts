@@ -3,7 +3,7 @@ import type { JsonValue } from '../protocol/frame.ts'
 import { errorMessage, type ErrorCode } from '../protocol/errors.ts'
 import {
   parseRequest, validateAnalyticsSubmission, validateAssetsSubmission, validateHandshakeString,
-  validateStorySubmission, validateUsername, type AnalyticsSubmission, type AssetIndex, type Request,
+  validateStorySubmission, validateUsername, type AnalyticsSubmission, type AssetIndex, type Request, type RequestType,
   type ServerSignal, type StorySubmission, type UserId
 } from '../protocol/messages.ts'
 import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
@@ -26,6 +26,8 @@ export interface SessionConfig {
   readonly turnHoldMs: number
   /** §4 idle limit in ms. */
   readonly idleLimitMs: number
+  /** Counts each request by kind (`pass`, `story`, …, `refused`) for metrics; one call, nothing else. */
+  readonly countRequest?: (kind: RequestType | 'refused') => void
 }
 
 export interface SessionInput extends SessionConfig {
@@ -170,9 +172,12 @@ export const sessionSetup = setup({
     },
     requestUsers: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'users.request', userId: context.userId })),
     sendUsersReply: ({ context, event }) => { if (event.type === 'users.current') context.port.sendJson(event.users) },
+    /** Metrics (status page): a pass is a request too, told from the frame without parsing. */
+    countPass: ({ context }) => context.countRequest?.('pass'),
     /** Parses the frame once and raises it as the request it is (or its refusal). */
-    raiseRequest: enqueueActions(({ event, enqueue }) => {
+    raiseRequest: enqueueActions(({ context, event, enqueue }) => {
       const r = parseRequest(frameValue(event))
+      context.countRequest?.(r.ok ? r.value.type : 'refused')
       enqueue.raise(r.ok ? toRequestEvent(r.value) : { type: 'request.refused', code: r.code, detail: r.detail })
     }),
     reportAt: sendTo(({ context }) => context.coordinator, ({ context }, at: { path: string, timestamp: string }) => ({
@@ -355,10 +360,10 @@ export const sessionMachine = sessionSetup.createMachine({
           on: {
             // A pass, nearly every turn's request, is told from the frame at once; any other request is parsed and raised.
             frame: [
-              { guard: 'isPassWithNews', target: 'delivering', actions: 'markDeliverable' },
+              { guard: 'isPassWithNews', target: 'delivering', actions: ['countPass', 'markDeliverable'] },
               // The turn comes straight back (turn hold 0, nothing pending): it stays here, its idle clock restarted.
-              { guard: 'isPassAnsweredAtOnce', actions: ['sendYours', 'startIdleClock'] },
-              { guard: 'isPass', target: 'holding' },
+              { guard: 'isPassAnsweredAtOnce', actions: ['countPass', 'sendYours', 'startIdleClock'] },
+              { guard: 'isPass', target: 'holding', actions: 'countPass' },
               { actions: 'raiseRequest' }
             ],
             notify: [

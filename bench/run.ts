@@ -27,7 +27,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'persist', module: './persist.ts', fn: 'benchPersist' },
   { name: 'relay', module: './relay.ts', fn: 'benchRelay' },
   { name: 'hog', module: './hog.ts', fn: 'benchHog' },
-  { name: 'transfer', module: './transfer.ts', fn: 'benchTransfer' }
+  { name: 'transfer', module: './transfer.ts', fn: 'benchTransfer' },
+  { name: 'status', module: './status.ts', fn: 'benchStatus' }
 ]
 
 /** A markdown table; columns are the union of the rows' keys, in first-seen order. */

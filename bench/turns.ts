@@ -22,7 +22,7 @@ const PASS_SECONDS = 5
 const BROADCAST_CLIENTS = 200
 const BROADCASTS = 50
 
-async function joinMany (port: number, n: number): Promise<WireClient[]> {
+export async function joinMany (port: number, n: number): Promise<WireClient[]> {
   const clients: WireClient[] = []
   for (let i = 0; i < n; i += 50) {
     const batch = await Promise.all(Array.from({ length: Math.min(50, n - i) }, async (_, j) =>
@@ -32,7 +32,7 @@ async function joinMany (port: number, n: number): Promise<WireClient[]> {
   return clients
 }
 
-async function passLoop (client: WireClient, until: number): Promise<number> {
+export async function passLoop (client: WireClient, until: number): Promise<number> {
   let passes = 0
   while (Date.now() < until) {
     client.send('yours')

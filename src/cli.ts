@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULTS, type ServerOptions } from './server.ts'
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts'
+import { exposedWithoutSecret, isExposed } from './http/auth.ts'
 
 export const DISCOVERY_PORT = 54545
 export const LOOPBACK_BROADCAST = '127.255.255.255'
@@ -10,7 +11,9 @@ export const DEFAULT_INSPECT_PORT = 8080
 /** Where the secret can come from instead of the command line (which `ps` shows). */
 export const SECRET_ENV = 'VCSTUDIO_MULTIUSER_SECRET'
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+export const DEFAULT_HTTP_PORT = 64647
+export const DEFAULT_HTTP_HOST = '127.0.0.1'
 
 /** What the command line decides: the server's own options, and the app's around it. */
 export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect' | 'awaitCommit'> {
@@ -20,6 +23,8 @@ export interface CliOptions extends Omit<ServerOptions, 'restored' | 'inspect' |
   readonly persist: false | { readonly dataDir?: string }
   /** Inspector relay port, when `--inspect` was given. */
   readonly inspectPort?: number
+  /** The HTTP side (status page, /metrics, /healthz), or false with `--no-http`. */
+  readonly http: false | { readonly host: string, readonly port: number }
 }
 
 const integer = (min: number, max: number) => (value: string): number => {
@@ -53,7 +58,7 @@ export function buildCli (): Command {
     .option('--chat-bytes <bytes>', 'chat history kept, in bytes of JSON (oldest dropped; at least 512 KiB, so any message fits)', integer(512 * 1024, 256 * 1024 * 1024), DEFAULTS.chatBytes)
     .option('--output-limit <bytes>', 'disconnect a client with more than this waiting unsent for it, or output unsent for the idle limit (at least 8 MiB)', integer(8 * 1024 * 1024, 2 ** 40), DEFAULTS.outputLimit)
     .option('--max-connections <n>', 'clients at once; more are answered "busy"', integer(1, 1_000_000), DEFAULTS.maxConnections)
-    .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts\n(visible to other users in `ps`: prefer --secret-file or ' + SECRET_ENV + ')')
+    .option('--secret <secret>', 'ask clients for this secret in the handshake, and require it in UDP aborts and by an exposed status page\n(visible to other users in `ps`: prefer --secret-file or ' + SECRET_ENV + ')')
     .option('--secret-file <path>', 'read the secret from this file (its first line)')
     .addOption(new Option('--log-format <format>', 'log output').choices(['pretty', 'json']).default('pretty'))
     .addOption(new Option('--log-level <level>', 'least important log level shown').choices([...LOG_LEVELS]).default('info'))
@@ -65,6 +70,9 @@ export function buildCli (): Command {
     .option('--announce-interval <s>', 'seconds between announcements (fractions allowed)', positiveSeconds, 1)
     .option('--no-discovery', 'no UDP at all: no announcements, no terminal mirror, no abort listener')
     .option('--inspect [port]', `serve the Stately inspector relay on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT})`)
+    .option('--http <port>', 'HTTP port of the status page, /metrics and /healthz (0 picks a free one)', integer(0, 65535), DEFAULT_HTTP_PORT)
+    .option('--no-http', 'no HTTP side at all')
+    .option('--http-host <address>', `address of the HTTP side; any but 127.0.0.1 or ::1 exposes it and needs --secret`, DEFAULT_HTTP_HOST)
     .addHelpText('after', `\nThe secret comes from --secret, or --secret-file, or else the environment variable\n${SECRET_ENV} when it is set and not empty. Without any of them, no secret is asked.`)
     .showHelpAfterError()
 }
@@ -73,7 +81,7 @@ interface RawOptions {
   host: string, port: number, turnHold: number, idleLimit: number, relayTimeout: number, maxFrame: number
   chatLimit: number, chatBytes: number, outputLimit: number, maxConnections: number, secret?: string, secretFile?: string, logFormat: LogFormat, logLevel: LogLevel
   dataDir?: string, persist: boolean, discoveryPort: number, discoveryAddress?: string, lan?: boolean
-  announceInterval: number, discovery: boolean, inspect?: boolean | string
+  announceInterval: number, discovery: boolean, inspect?: boolean | string, http: number | false, httpHost: string
 }
 
 /** The secret from --secret, --secret-file or the environment, in that order (both options at once: an error). */
@@ -106,6 +114,9 @@ export function parseCli (argv: readonly string[], env: NodeJS.ProcessEnv = proc
   const o = command.opts<RawOptions>()
   if (o.lan === true && o.discoveryAddress !== undefined) command.error('error: --lan and --discovery-address exclude each other')
   const secret = secretOf(o, env, (message) => command.error(message))
+  if (o.http !== false && isExposed(o.httpHost) && secret === undefined) {
+    command.error(`error: ${exposedWithoutSecret(o.httpHost)}`)
+  }
   let inspectPort: number | undefined
   if (o.inspect !== undefined) {
     try {
@@ -133,6 +144,7 @@ export function parseCli (argv: readonly string[], env: NodeJS.ProcessEnv = proc
       ? { address: o.lan === true ? LAN_BROADCAST : (o.discoveryAddress ?? LOOPBACK_BROADCAST), port: o.discoveryPort, intervalMs: Math.round(o.announceInterval * 1000) }
       : false,
     persist: o.persist ? { dataDir: o.dataDir } : false,
-    inspectPort
+    inspectPort,
+    http: o.http === false ? false : { host: o.httpHost, port: o.http }
   }
 }

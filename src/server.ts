@@ -6,9 +6,29 @@ import { sessionMachine, type SessionRef } from '../actors/session.ts'
 import { encodeJson } from '../protocol/frame.ts'
 import { errorMessage } from '../protocol/errors.ts'
 import { Connection, userIdOf } from './connection.ts'
-import { relayPipe } from './relay-pipe.ts'
+import { relayPipe, relayPipeWith, type RelayProgress } from './relay-pipe.ts'
 import { listenOrFail } from './operator-error.ts'
+import type { RelayPipeInput } from '../actors/giver.ts'
+import type { RequestType } from '../protocol/messages.ts'
 import type { ServerLog } from './log.ts'
+
+/** What the status page and metrics hook into: cheap calls, no events (issue: status page). */
+export interface ServerTelemetry {
+  /** Once per request a client makes, by kind. */
+  readonly countRequest: (kind: RequestType | 'refused') => void
+  /** The counters a starting relay's byte pipe keeps up to date. */
+  readonly relayProgress: (input: RelayPipeInput) => RelayProgress
+}
+
+/** One client connection, as the status page sees it. */
+export interface ConnectionInfo {
+  readonly userId: string
+  /** When the socket was accepted (ms since the epoch). */
+  readonly since: number
+  readonly session: SessionRef
+  /** Bytes written to the socket and not yet sent. */
+  readonly bufferedBytes: number
+}
 
 export interface ServerOptions {
   readonly projectName: string
@@ -31,6 +51,8 @@ export interface ServerOptions {
   readonly awaitCommit?: boolean
   /** XState inspection observer (issue: inspector). */
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void)
+  /** Status page and metrics hooks (issue: status page). */
+  readonly telemetry?: ServerTelemetry
 }
 
 export const DEFAULTS = {
@@ -58,6 +80,10 @@ export interface RunningServer {
   readonly coordinator: CoordinatorRef
   /** How many client connections are open. */
   readonly connectionCount: () => number
+  /** Every open client connection, handshaking ones included. */
+  readonly connections: () => IterableIterator<ConnectionInfo>
+  /** Whether it accepts clients (false once closing). */
+  readonly accepting: () => boolean
   /** Stops accepting, closes every session, waits for their sockets (bounded), stops the actors. */
   readonly close: () => Promise<void>
 }
@@ -70,8 +96,10 @@ const READ_HIGH_WATER = 1024 * 1024
 
 export async function startServer (options: ServerOptions, log: ServerLog): Promise<RunningServer> {
   const inspect = options.inspect
+  const telemetry = options.telemetry
+  const pipe = telemetry === undefined ? relayPipe : relayPipeWith(telemetry.relayProgress)
   const coordinator = createActor(
-    coordinatorMachine.provide({ actors: { giver: giverMachine.provide({ actors: { relayPipe } }) } }),
+    coordinatorMachine.provide({ actors: { giver: giverMachine.provide({ actors: { relayPipe: pipe } }) } }),
     {
       input: {
         chatLimit: options.chatLimit,
@@ -88,6 +116,8 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
   coordinator.start()
 
   const sessions = new Map<Socket, SessionRef>()
+  const accepted = new WeakMap<Socket, { readonly userId: string, readonly since: number }>()
+  let closing = false
   const ended = new Set<Promise<void>>()
 
   const server: Server = createServer({ highWaterMark: READ_HIGH_WATER, noDelay: true }, (socket) => {
@@ -109,6 +139,7 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
         secret: options.secret,
         turnHoldMs: options.turnHoldMs,
         idleLimitMs: options.idleLimitMs,
+        countRequest: telemetry?.countRequest,
         coordinator,
         port: connection
       },
@@ -116,6 +147,7 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
     })
     session.on('log', (e) => log.human(e.line))
     sessions.set(socket, session)
+    accepted.set(socket, { userId: userIdOf(socket), since: Date.now() })
     log.debug(`accepted | ${userIdOf(socket)}`)
     session.start()
     const done = connection.run(session).finally(() => {
@@ -140,7 +172,15 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
     port,
     coordinator,
     connectionCount: () => sessions.size,
+    connections: function * () {
+      for (const [socket, session] of sessions) {
+        const a = accepted.get(socket) ?? { userId: userIdOf(socket), since: 0 }
+        yield { userId: a.userId, since: a.since, session, bufferedBytes: socket.writableLength }
+      }
+    },
+    accepting: () => !closing && server.listening,
     close: async () => {
+      closing = true
       server.close()
       for (const session of sessions.values()) {
         if (session.getSnapshot().status === 'active') session.send({ type: 'server.shutdown' })

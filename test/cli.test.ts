@@ -23,6 +23,23 @@ describe('command line', () => {
     })
     expect(o.inspectPort).toBeUndefined()
     expect(o.secret).toBeUndefined()
+    expect(o.http).toEqual({ host: '127.0.0.1', port: 64647 })
+  })
+
+  it('configures the HTTP side: --http, --no-http, --http-host (exposed only with --secret)', async () => {
+    expect(parseCli(argv('P', '--http', '0')).http).toEqual({ host: '127.0.0.1', port: 0 })
+    expect(parseCli(argv('P', '--http', '8000', '--http-host', '::1')).http).toEqual({ host: '::1', port: 8000 })
+    expect(parseCli(argv('P', '--no-http')).http).toBe(false)
+    expect(parseCli(argv('P', '--http-host', '0.0.0.0', '--secret', 's')).http).toEqual({ host: '0.0.0.0', port: 64647 })
+    // Other loopback addresses count as exposed too.
+    for (const host of ['0.0.0.0', '127.0.0.2', '::']) {
+      const err = await run(process.execPath, ['--import', 'tsx', MAIN, 'P', '--http-host', host]).then(() => null, (e: { code: number, stderr: string }) => e)
+      expect(err?.code).toBe(1)
+      expect(err?.stderr).toContain(`error: --http-host ${host} exposes the status page beyond this machine`)
+      expect(err?.stderr).toContain('--secret')
+    }
+    const bad = await run(process.execPath, ['--import', 'tsx', MAIN, 'P', '--http', '70000']).then(() => null, (e: { code: number, stderr: string }) => e)
+    expect(bad?.stderr).toMatch(/error: option '--http <port>' argument '70000' is invalid/)
   })
 
   it('parses every option', () => {
@@ -53,7 +70,7 @@ describe('command line', () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', MAIN, '--help'])
     for (const flag of ['--host', '--port', '--turn-hold', '--idle-limit', '--relay-timeout', '--max-frame', '--chat-limit',
       '--chat-bytes', '--output-limit', '--max-connections', '--secret', '--secret-file', SECRET_ENV, '--version', '--log-format', '--log-level', '--data-dir', '--no-persist', '--discovery-port',
-      '--discovery-address', '--lan', '--announce-interval', '--no-discovery', '--inspect']) {
+      '--discovery-address', '--lan', '--announce-interval', '--no-discovery', '--inspect', '--http <port>', '--no-http', '--http-host']) {
       expect(stdout).toContain(flag)
     }
   })

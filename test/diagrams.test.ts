@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { createMachine } from 'xstate'
-import { MACHINES_MD, README_MD, renderDiagrams, renderMachine, updateReadme } from '../scripts/diagrams.ts'
+import { ARCHITECTURE_MD, MACHINES_MD, renderDiagrams, renderMachine, updateSessionBlock } from '../scripts/diagrams.ts'
 
 const STALE = 'out of date with the machines: run `npm run diagrams` and commit the result'
 
@@ -10,9 +10,9 @@ describe('state diagrams', () => {
     expect(readFileSync(MACHINES_MD, 'utf8'), STALE).toBe(renderDiagrams())
   })
 
-  it(`the session diagram in README.md is not ${STALE}`, () => {
-    const readme = readFileSync(README_MD, 'utf8')
-    expect(readme, STALE).toBe(updateReadme(readme))
+  it(`the session diagram in docs/architecture.md is not ${STALE}`, () => {
+    const page = readFileSync(ARCHITECTURE_MD, 'utf8')
+    expect(page, STALE).toBe(updateSessionBlock(page))
   })
 
   it('draws every machine, nested states, initial and final states and each kind of transition', () => {

@@ -115,7 +115,7 @@ interface Child {
 
 /** The real app as a child process on 127.0.0.1, TCP port picked by the OS. */
 async function startChild (args: string[]): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', PROJECT, '--port', '0', '--host', '127.0.0.1', '--no-persist', '--log-level', 'debug', '--log-format', 'pretty', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', PROJECT, '--port', '0', '--host', '127.0.0.1', '--no-persist', '--no-http', '--log-level', 'debug', '--log-format', 'pretty', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -118,6 +118,7 @@ async function startDurableApp (dir: string, tuning: Partial<FileStoreTuning>): 
     turnHoldMs: 0,
     logFormat: 'pretty',
     logLevel: 'fatal',
+    http: false,
     discovery: false,
     persist: { dataDir: dir }
   }

@@ -29,7 +29,7 @@ class AppProcess {
   private output = ''
 
   constructor (args: string[]) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--no-http', ...args], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }
     })
     this.child.stdout?.on('data', (d: Buffer) => { this.output += d.toString() })

@@ -41,7 +41,7 @@ async function udpListener (): Promise<{ port: number, texts: string[] }> {
 /** The real app as a child process; its stdout, as text. */
 async function startChild (format: 'pretty' | 'json', udpPort: number): Promise<{ port: number, out: () => string }> {
   const child = spawn(process.execPath, [
-    '--import', 'tsx', 'src/main.ts', PROJECT, '--port', '0', '--host', '127.0.0.1', '--no-persist',
+    '--import', 'tsx', 'src/main.ts', PROJECT, '--port', '0', '--host', '127.0.0.1', '--no-persist', '--no-http',
     '--log-level', 'debug', '--log-format', format, '--discovery-port', String(udpPort), '--discovery-address', '127.0.0.1'
   ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''

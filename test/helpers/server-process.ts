@@ -31,10 +31,10 @@ afterEach(() => {
   children.clear()
 })
 
-/** Starts `src/main.ts <project> --host 127.0.0.1 --port 0 --no-discovery --log-level debug <args>`. */
+/** Starts `src/main.ts <project> --host 127.0.0.1 --port 0 --no-discovery --no-http --log-level debug <args>` (`--http <port>` in args turns the HTTP side back on). */
 export function spawnServer (args: readonly string[], o: { cwd?: string, env?: NodeJS.ProcessEnv, project?: string } = {}): SpawnedServer {
   const child = spawn(process.execPath, ['--import', TSX, MAIN, o.project ?? PROJECT, '--host', '127.0.0.1', '--port', '0',
-    '--no-discovery', '--log-level', 'debug', ...args], { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    '--no-discovery', '--no-http', '--log-level', 'debug', ...args], { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   let out = ''
   const listeners = new Set<() => void>()
