@@ -164,15 +164,15 @@ describe('HTTP side: /healthz', () => {
     expect(down.status).toBe(503)
     expect(JSON.parse(down.body)).toEqual({ status: 'unhealthy', reasons: [`persistence: the data dir ${app.dataDir} is not a directory`] })
 
-    // A change now fails to save: that is a reason too, until a write works again.
+    // A change now fails to save: that is a reason too, until a write works again. Its "yours" waits for the disk (§8).
     client.send(['message', 'second'])
-    expect(await client.recv()).toBe('yours')
     const failing = await until('a failed write', () => get(`${app.url}healthz`), (r) => r.body.includes('cannot save'))
     expect(failing.status).toBe(503)
     expect((JSON.parse((await get(`${app.url}api/status`)).body) as StatusDoc).persistence.problem).toMatch(/not a directory/)
 
     await rm(app.dataDir)
     await rename(`${app.dataDir}.away`, app.dataDir)
+    expect(await client.recv()).toBe('yours')
     await until('saving works again', () => get(`${app.url}healthz`), (r) => r.status === 200)
     expect(await readFile(`${app.dataDir}/chat.json`, 'utf8')).toContain('second')
     client.close()
