@@ -25,7 +25,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'turns', module: './turns.ts', fn: 'benchTurns' },
   { name: 'client', module: './client.ts', fn: 'benchClient' },
   { name: 'persist', module: './persist.ts', fn: 'benchPersist' },
-  { name: 'relay', module: './relay.ts', fn: 'benchRelay' }
+  { name: 'relay', module: './relay.ts', fn: 'benchRelay' },
+  { name: 'hog', module: './hog.ts', fn: 'benchHog' }
 ]
 
 /** A markdown table; columns are the union of the rows' keys, in first-seen order. */

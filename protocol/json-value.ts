@@ -12,6 +12,9 @@ const OPEN_OBJECT = 0x7b
 const CLOSE_OBJECT = 0x7d
 const DIGIT_0 = 0x30
 const DIGIT_9 = 0x39
+const POINT = 0x2e
+const MINUS = 0x2d
+const PLUS = 0x2b
 const LOWER_E = 0x65
 const UPPER_E = 0x45
 /** Fewer integer digits than this cannot reach Number.MAX_VALUE (about 1.8e308). */
@@ -65,16 +68,18 @@ export function checkJsonValue (value: unknown): Checked<JsonValue> {
 function scanJsonText (text: string): { depth: number, mayOverflow: boolean } {
   let depth = 0
   let deepest = 0
+  /** Characters of the number being read so far (digits and its point), 0 outside numbers. */
   let digits = 0
   let mayOverflow = false
   const n = text.length
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i)
-    if (c >= DIGIT_0 && c <= DIGIT_9) {
+    if ((c >= DIGIT_0 && c <= DIGIT_9) || (c === POINT && digits > 0)) {
       if (++digits >= SAFE_DIGIT_RUN) mayOverflow = true
       continue
     }
-    if ((c === LOWER_E || c === UPPER_E) && digits > 0) mayOverflow = true
+    // An exponent can overflow only when positive and large enough for the digits before it (1e-7 cannot).
+    if ((c === LOWER_E || c === UPPER_E) && digits > 0 && digits + exponentAt(text, i + 1) >= SAFE_DIGIT_RUN) mayOverflow = true
     digits = 0
     if (c === QUOTE) {
       i = endOfString(text, i)
@@ -89,6 +94,20 @@ function scanJsonText (text: string): { depth: number, mayOverflow: boolean } {
     }
   }
   return { depth: deepest, mayOverflow }
+}
+
+/** The value of the exponent that starts at `at` (after the `e`): negative ones count as 0, long ones as huge. */
+function exponentAt (text: string, at: number): number {
+  let i = at
+  const sign = text.charCodeAt(i)
+  if (sign === MINUS) return 0
+  if (sign === PLUS) i++
+  let value = 0
+  for (let c = text.charCodeAt(i); c >= DIGIT_0 && c <= DIGIT_9; c = text.charCodeAt(++i)) {
+    value = value * 10 + (c - DIGIT_0)
+    if (value >= SAFE_DIGIT_RUN) return value
+  }
+  return value
 }
 
 /** The index of the quote that closes the string opened at `open` (or the end of the text). */

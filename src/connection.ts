@@ -94,11 +94,10 @@ export class Connection implements FramePort {
   private readonly outputLimit: number
   private readonly idleLimitMs: number
 
-  constructor (readonly socket: Socket, limits: ConnectionLimits | number) {
-    const l = typeof limits === 'number' ? { maxFrame: limits, outputLimit: Number.POSITIVE_INFINITY, idleLimitMs: 0 } : limits
-    this.maxFrame = l.maxFrame
-    this.outputLimit = l.outputLimit
-    this.idleLimitMs = l.idleLimitMs
+  constructor (readonly socket: Socket, limits: ConnectionLimits) {
+    this.maxFrame = limits.maxFrame
+    this.outputLimit = limits.outputLimit
+    this.idleLimitMs = limits.idleLimitMs
     socket.setNoDelay(true)
   }
 
@@ -208,6 +207,13 @@ export class Connection implements FramePort {
 
   sendJson (value: unknown, shareKey?: object): void {
     if (!this.socket.writable) return
+    // §4 output limit: the backlog before this message (so that one message larger than the limit,
+    // a big story say, does not cost its receiver the connection; memory stays within limit + one message).
+    const waiting = this.socket.writableLength
+    if (waiting > this.outputLimit) {
+      this.abort(`output limit | ${waiting} bytes waiting unsent, over the limit of ${this.outputLimit}`)
+      return
+    }
     let frame: Uint8Array
     try {
       frame = SIGNAL_FRAMES.get(value) ?? (shareKey === undefined ? encodeJson(value) : encodeShared(value, shareKey))
@@ -218,7 +224,7 @@ export class Connection implements FramePort {
     }
     this.corkForThisTick()
     this.socket.write(frame)
-    this.checkOutput()
+    this.watchStall()
   }
 
   sendBinary (chunks: Iterable<Uint8Array>, byteLength: number): Promise<void> {
@@ -228,7 +234,7 @@ export class Connection implements FramePort {
     s.write(binaryHeader(byteLength))
     for (const chunk of chunks) s.write(chunk)
     s.uncork()
-    this.checkOutput()
+    // A relay waits for the drain before its next chunk, and its watchdog times a taker that does not read.
     return s.writableNeedDrain ? this.drained() : DRAINED
   }
 
@@ -273,17 +279,9 @@ export class Connection implements FramePort {
     return snapshot !== undefined && snapshot.status === 'active' && snapshot.hasTag(READS_FRAME)
   }
 
-  /**
-   * §4 output limit: more than the limit waiting unsent disconnects at once;
-   * output that waits (the socket asked for a drain) for the idle limit too.
-   */
-  private checkOutput (): void {
+  /** §4 output limit: output that waits unsent (the socket asked for a drain) for the idle limit disconnects. */
+  private watchStall (): void {
     const s = this.socket
-    const waiting = s.writableLength
-    if (waiting > this.outputLimit) {
-      this.abort(`output limit | ${waiting} bytes waiting unsent, over the limit of ${this.outputLimit}`)
-      return
-    }
     // During a relay the relay's own watchdog times a taker that does not read (§5, with its own log line).
     if (this.stallTimer === null && s.writableNeedDrain && this.idleLimitMs > 0 && this.borrowed === null) {
       this.stallTimer = setTimeout(() => {

@@ -24,10 +24,10 @@ describe('command line', () => {
 
   it('parses every option', () => {
     const o = parseCli(argv('P', '--port', '0', '--host', '127.0.0.1', '--turn-hold', '0', '--idle-limit', '0.5',
-      '--relay-timeout', '2', '--max-frame', '4096', '--chat-limit', '5', '--chat-bytes', '600000', '--output-limit', '100000', '--secret', 's', '--log-format', 'json',
+      '--relay-timeout', '2', '--max-frame', '4096', '--chat-limit', '5', '--chat-bytes', '600000', '--output-limit', '10000000', '--secret', 's', '--log-format', 'json',
       '--log-level', 'debug', '--no-persist', '--discovery-port', '50000', '--announce-interval', '0.2', '--inspect'))
     expect(o).toMatchObject({
-      port: 0, host: '127.0.0.1', turnHoldMs: 0, idleLimitMs: 500, relayTimeoutMs: 2000, maxFrame: 4096, chatLimit: 5, chatBytes: 600_000, outputLimit: 100_000,
+      port: 0, host: '127.0.0.1', turnHoldMs: 0, idleLimitMs: 500, relayTimeoutMs: 2000, maxFrame: 4096, chatLimit: 5, chatBytes: 600_000, outputLimit: 10_000_000,
       secret: 's', logFormat: 'json', logLevel: 'debug', persist: false,
       discovery: { address: '127.255.255.255', port: 50000, intervalMs: 200 }, inspectPort: 8080
     })
@@ -37,7 +37,7 @@ describe('command line', () => {
   })
 
   it('refuses bad values with a clear message and a non-zero exit', async () => {
-    for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--turn-hold', '-1'], ['--log-format', 'xml'], ['--idle-limit', '0'], ['--chat-bytes', '1000'], ['--output-limit', 'lots']]) {
+    for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--turn-hold', '-1'], ['--log-format', 'xml'], ['--idle-limit', '0'], ['--chat-bytes', '1000'], ['--output-limit', 'lots'], ['--output-limit', '65536']]) {
       const err = await run(process.execPath, ['--import', 'tsx', MAIN, 'P', ...bad]).then(() => null, (e: { code: number, stderr: string }) => e)
       expect(err?.code).not.toBe(0)
       expect(err?.stderr).toMatch(/error: option/)

@@ -2,31 +2,16 @@
  * Behaviours mutation testing found unpinned (issue 12): each test here fails
  * when the code that decides it is broken.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { join, T0, WireClient } from './helpers/wire-client.ts'
-import { startTestServer, type TestServer } from './helpers/server.ts'
+import { PROJECT, serverFixture } from './helpers/fixture.ts'
 import { expectUsable, expectYours } from './helpers/relay-peers.ts'
 import { pass, request } from './helpers/turns.ts'
-import type { ServerOptions } from '../src/server.ts'
 import { encodeJson } from '../protocol/frame.ts'
 
-const PROJECT = 'Test Film'
 const TS = '2025/01/01-00:00:00'
-let server: TestServer
-const clients: WireClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await server?.close()
-})
-
-async function start (o: Partial<ServerOptions> = {}): Promise<void> {
-  server = await startTestServer(o)
-}
-async function joined (username: string, o: Parameters<typeof join>[2] = {}): Promise<WireClient> {
-  const c = (await join(server.port, PROJECT, { username, ...o })).client
-  clients.push(c)
-  return c
-}
+const { start, joined: joinedAs, raw, server } = serverFixture()
+const joined = async (username: string, o: Parameters<typeof joinedAs>[0] = {}): Promise<WireClient> => await joinedAs({ username, ...o })
 /** Joined, and past the users notifications of everyone's joins. */
 async function ready (...names: string[]): Promise<WireClient[]> {
   const out: WireClient[] = []
@@ -40,7 +25,17 @@ async function waitFor (what: string, ok: () => boolean): Promise<void> {
 }
 /** Lets a write leave as a segment of its own (not an assertion: the test holds either way). */
 const pause = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 20)) }
-const relayCount = (): number => server.coordinator.getSnapshot().context.relays.size
+const relayCount = (): number => server().coordinator.getSnapshot().context.relays.size
+
+/** t asks g for `folder`; g passes and gets the give, sends `manifest`, t gets it. */
+async function relayToGetlist (g: WireClient, t: WireClient, folder: string, manifest: Record<string, string>): Promise<void> {
+  t.send(['get', g.userId, folder])
+  await waitFor('a relay', () => relayCount() === 1)
+  g.send('yours')
+  expect(await g.recv()).toEqual(['give', folder])
+  g.send(manifest)
+  expect(await t.recv()).toEqual(manifest)
+}
 
 describe('§4 table: who is notified', () => {
   it('a story request that loses (not newer) still notifies the others', async () => {
@@ -72,10 +67,10 @@ describe('§3 merge rules', () => {
     await start()
     const a = await joined('a', { assets: { '/chr/A': ['a', TS] } })
     await pass(a)
-    const b = (await join(server.port, PROJECT, { username: 'b', assets: { '/chr/A': ['b', TS] } }))
-    clients.push(b.client)
+    const b = await join(server().port, PROJECT, { username: 'b', assets: { '/chr/A': ['b', TS] } })
+    b.client.close()
     expect(b.assets).toEqual({ '/chr/A': [a.userId, TS] })
-    // a hears of b joining, and of nothing else.
+    // a hears of b joining (and leaving), and of nothing else: no assets notification.
     expect(await pass(a)).toEqual(['users', 'yours'])
   })
 })
@@ -103,8 +98,7 @@ describe('§5 relay edges', () => {
 
   it('an oversized binary frame that arrives in pieces is refused from its header', async () => {
     await start({ maxFrame: 1024 })
-    const c = await WireClient.connect(server.port)
-    clients.push(c)
+    const c = await raw()
     expect(await c.recv()).toBe('username?')
     // Header announcing 4096 bytes of kind 0x01, in three pieces, then some of the payload.
     c.socket.setNoDelay(true)
@@ -120,12 +114,7 @@ describe('§5 relay edges', () => {
   it('an oversized binary frame in pieces from a giver mid-file: G closed for protocol, T relay_failed', async () => {
     await start({ maxFrame: 1024 })
     const [g, t] = await ready('g', 't')
-    t.send(['get', g.userId, '/f'])
-    await waitFor('a relay', () => relayCount() === 1)
-    g.send('yours')
-    expect(await g.recv()).toEqual(['give', '/f'])
-    g.send({ 'a.bin': 'h' })
-    expect(await t.recv()).toEqual({ 'a.bin': 'h' })
+    await relayToGetlist(g, t, '/f', { 'a.bin': 'h' })
     t.send(['a.bin'])
     expect(await g.recv()).toEqual(['a.bin'])
     g.send(['file', 'a.bin', 5000])
@@ -144,12 +133,7 @@ describe('§5 relay edges', () => {
   it('a taker answering before the file header was sent breaks the relay; the giver finishes its pass', async () => {
     await start()
     const [g, t] = await ready('g', 't')
-    t.send(['get', g.userId, '/f'])
-    await waitFor('a relay', () => relayCount() === 1)
-    g.send('yours')
-    expect(await g.recv()).toEqual(['give', '/f'])
-    g.send({ 'a.bin': 'h' })
-    expect(await t.recv()).toEqual({ 'a.bin': 'h' })
+    await relayToGetlist(g, t, '/f', { 'a.bin': 'h' })
     // The getlist and, in the same write, an answer for a file g has not even started.
     t.sendRaw(Buffer.concat([encodeJson(['a.bin']), encodeJson(['ok', 'a.bin'])]))
     expect(await g.recv()).toEqual(['a.bin'])
@@ -160,7 +144,7 @@ describe('§5 relay edges', () => {
     const fromT: unknown[] = []
     while (!t.closed) fromT.push(await t.recv().catch(() => 'closed'))
     expect(fromT).toContainEqual(['error', 'protocol', expect.stringContaining('answered for a.bin before it was sent')])
-    expect(server.lines.find((l) => l.startsWith('relay failed | '))).toMatch(/taker answered for a\.bin before it was sent/)
+    expect(server().lines.find((l) => l.startsWith('relay failed | '))).toMatch(/taker answered for a\.bin before it was sent/)
     await expectUsable([g])
   })
 })

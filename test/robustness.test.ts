@@ -4,40 +4,15 @@
  */
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { FrameDecoder } from '../protocol/decoder.ts'
-import { join, T0, WireClient } from './helpers/wire-client.ts'
-import { startTestServer, type TestServer } from './helpers/server.ts'
+import { T0, type WireClient } from './helpers/wire-client.ts'
+import { PROJECT, serverFixture } from './helpers/fixture.ts'
 import { pass, request } from './helpers/turns.ts'
-import { expectUsable } from './helpers/relay-peers.ts'
+import { deliveredUntilYours, expectUsable } from './helpers/relay-peers.ts'
+import { encodeJson } from '../protocol/frame.ts'
 
-const PROJECT = 'Test Film'
-let server: TestServer
-const clients: WireClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await server?.close()
-})
-
-async function start (o: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  server = await startTestServer(o)
-  return server
-}
-async function joined (o: Parameters<typeof join>[2] = {}): Promise<WireClient> {
-  const j = await join(server.port, PROJECT, o)
-  clients.push(j.client)
-  return j.client
-}
-async function raw (): Promise<WireClient> {
-  const c = await WireClient.connect(server.port)
-  clients.push(c)
-  return c
-}
-/** Waits until the server has dropped closed connections. */
-async function settle (count: number): Promise<void> {
-  for (let i = 0; i < 500 && server.connectionCount() !== count; i++) await new Promise((r) => setTimeout(r, 10))
-  expect(server.connectionCount()).toBe(count)
-}
+const { start, joined, raw, settle, server } = serverFixture()
 /** A JSON frame whose payload is `text` as is. */
 function jsonFrame (text: string): Uint8Array {
   const payload = Buffer.from(text, 'utf8')
@@ -95,7 +70,7 @@ describe('§3 busy', () => {
     await start({ maxConnections: 1 })
     const a = await joined()
     // A client that keeps its side open after the server's FIN, and keeps writing.
-    const s = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true })
+    const s = connect({ port: server().port, host: '127.0.0.1', allowHalfOpen: true })
     await once(s, 'connect')
     const decoder = new FrameDecoder()
     const got: unknown[] = []
@@ -205,7 +180,7 @@ describe('§4 frames in order', () => {
     const t = await joined({ username: 't' })
     await pass(g); await pass(t)
     t.send(['get', g.userId, '/chr/Moria'])
-    for (let i = 0; i < 200 && server.coordinator.getSnapshot().context.relays.size === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    for (let i = 0; i < 200 && server().coordinator.getSnapshot().context.relays.size === 0; i++) await new Promise((r) => setTimeout(r, 10))
     // t waits on g (who never passes): 48 MiB of requests, sent without waiting.
     const text = 'x'.repeat(60_000)
     const n = 800
@@ -221,6 +196,35 @@ describe('§4 frames in order', () => {
   })
 })
 
+describe('§4 frames in order, around a relay', () => {
+  it('a taker that pipelines its getlist and its next request, and a giver that pipelines its manifest', async () => {
+    await start()
+    const g = await joined({ username: 'g' })
+    const t = await joined({ username: 't' })
+    await pass(g); await pass(t)
+    // t's get and its getlist at once (the getlist waits, unread, until the relay reads it).
+    t.sendRaw(Buffer.concat([encodeJson(['get', g.userId, '/f']), encodeJson(['a.txt'])]))
+    for (let i = 0; i < 500 && server().coordinator.getSnapshot().context.relays.size === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    // g passes and sends its manifest before the give has even arrived.
+    g.sendRaw(Buffer.concat([encodeJson('yours'), encodeJson({ 'a.txt': 'h' })]))
+    expect(await g.recv()).toEqual(['give', '/f'])
+    expect(await g.recv()).toEqual(['a.txt'])
+    g.send(['file', 'a.txt', 3])
+    g.sendBinary(new Uint8Array([1, 2, 3]))
+    expect(await t.recv()).toEqual({ 'a.txt': 'h' })
+    expect(await t.recv()).toEqual(['file', 'a.txt', 3])
+    const bytes = await t.frame()
+    expect(bytes.kind === 'binary' ? [...bytes.bytes.subarray()] : bytes.value).toEqual([1, 2, 3])
+    // Its answer and a request for after the relay, at once: the request goes back to t's session.
+    t.sendRaw(Buffer.concat([encodeJson(['ok', 'a.txt']), encodeJson(['message', 'got it'])]))
+    expect(await g.recv()).toEqual(['ok', 'a.txt'])
+    expect(await t.recv()).toBe('yours') // the relay's end
+    expect(await t.recv()).toBe('yours') // the pipelined message's
+    expect(await deliveredUntilYours(g)).toEqual({ delivered: [], served: [] })
+    expect(await pass(t)).toEqual([['messages', [HISTORY_START, ['t', 'got it']]], 'yours'])
+  })
+})
+
 describe('§4 output limit', () => {
   it('a client pipelining chat and passes without reading is disconnected past the output limit; others are served', async () => {
     await start({ outputLimit: 2 * 1024 * 1024 })
@@ -230,8 +234,8 @@ describe('§4 output limit', () => {
     x.socket.pause() // never reads again
     const text = 'y'.repeat(60_000)
     for (let i = 0; i < 100; i++) { x.send(['message', text]); x.send('yours') }
-    for (let i = 0; i < 500 && !server.lines.some((l) => l.startsWith('hog | disconnected |')); i++) await new Promise((r) => setTimeout(r, 20))
-    const line = server.lines.find((l) => l.startsWith('hog | disconnected |'))
+    for (let i = 0; i < 500 && !server().lines.some((l) => l.startsWith('hog | disconnected |')); i++) await new Promise((r) => setTimeout(r, 20))
+    const line = server().lines.find((l) => l.startsWith('hog | disconnected |'))
     expect(line).toMatch(/output limit \| \d+ bytes waiting unsent, over the limit of 2097152$/)
     await expectUsable([a])
   })
@@ -243,8 +247,8 @@ describe('§4 output limit', () => {
     const text = 'z'.repeat(60_000)
     for (let i = 0; i < 30; i++) { x.send(['message', text]); x.send('yours') }
     x.send('yours') // nothing pending then: the pass is held, no idle clock runs on the client
-    for (let i = 0; i < 500 && !server.lines.some((l) => l.startsWith('slow | disconnected |')); i++) await new Promise((r) => setTimeout(r, 20))
-    expect(server.lines.find((l) => l.startsWith('slow | disconnected |'))).toMatch(/output limit \| output waited unsent for the idle limit/)
+    for (let i = 0; i < 500 && !server().lines.some((l) => l.startsWith('slow | disconnected |')); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(server().lines.find((l) => l.startsWith('slow | disconnected |'))).toMatch(/output limit \| output waited unsent for the idle limit/)
     const a = await joined({ username: 'a' })
     expect(await request(a, ['message', 'still here'])).toEqual(['yours'])
   })

@@ -12,12 +12,12 @@ export interface SyncAnswers {
  * the closing `"yours"`, answering server-started sync exchanges on the way
  * (with `answers`, or empty values) and acking their replies.
  */
-export async function pass (client: WireClient, answers: SyncAnswers = {}, timeoutMs = 5_000): Promise<JsonValue[]> {
+export async function pass (client: WireClient, answers: SyncAnswers = {}, timeoutMs = 20_000): Promise<JsonValue[]> {
   client.send('yours')
   return await untilYours(client, answers, timeoutMs)
 }
 
-export async function untilYours (client: WireClient, answers: SyncAnswers = {}, timeoutMs = 5_000): Promise<JsonValue[]> {
+export async function untilYours (client: WireClient, answers: SyncAnswers = {}, timeoutMs = 20_000): Promise<JsonValue[]> {
   const got: JsonValue[] = []
   while (true) {
     const v = await client.recv(timeoutMs)

@@ -45,8 +45,8 @@ export class WireClient {
   sendBinary (bytes: Uint8Array): void { for (const b of encodeBinary(bytes)) this.socket.write(b) }
   sendRaw (bytes: Uint8Array): void { this.socket.write(bytes) }
 
-  /** The next frame, waiting up to `timeoutMs`. */
-  async frame (timeoutMs = 5_000): Promise<Frame> {
+  /** The next frame, waiting up to `timeoutMs` (a bound for a broken server, not a speed check: generous for loaded machines). */
+  async frame (timeoutMs = 20_000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs
     while (this.frames.length === 0) {
       if (this.closedFlag) throw new Error('connection closed while waiting for a frame')
@@ -74,7 +74,7 @@ export class WireClient {
   }
 
   /** Resolves when the server has closed the connection. */
-  async waitClosed (timeoutMs = 5_000): Promise<void> {
+  async waitClosed (timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (!this.closedFlag) {
       if (Date.now() > deadline) throw new Error('connection still open')

@@ -48,12 +48,23 @@ describe('§1 JSON values: depth and finite numbers', () => {
   })
 
   it('refuses numbers that are not finite doubles, and only those', () => {
-    for (const text of ['1e400', '-1e400', '[1E999]', '{"x":{"y":[0,1.5e309]}}', '1' + '0'.repeat(400)]) {
+    for (const text of ['1e400', '-1e400', '[1E999]', '{"x":{"y":[0,1.5e309]}}', '1' + '0'.repeat(400), '1e+400', '1' + '0'.repeat(250) + 'e99', '1' + '0'.repeat(250) + '.5e90', '1e0000000000400']) {
       expect(parseJsonText(text)).toEqual({ ok: false, reason: expect.stringContaining('finite') })
     }
-    for (const text of ['1e300', '1e-400', '-0', '0.' + '0'.repeat(400) + '1', '"1e400"', '[true,false,1e2]']) {
+    for (const text of ['1e300', '1e-400', '-0', '0.' + '0'.repeat(400) + '1', '"1e400"', '[true,false,1e2]', '1e-7', '1.7976931348623157e308', '[1e+21,-5e-324]']) {
       expect(parseJsonText(text).ok).toBe(true)
     }
+  })
+
+  it('agrees with Number.isFinite on any number text', () => {
+    const digits = (max: number): fc.Arbitrary<string> => fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 1, maxLength: max })
+    fc.assert(fc.property(
+      fc.boolean(), digits(320), fc.option(digits(30)), fc.option(fc.tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '+', '-'), digits(5))),
+      (negative, int, frac, exp) => {
+        const text = `${negative ? '-' : ''}${int.replace(/^0+(?=\d)/, '')}${frac === null ? '' : `.${frac}`}${exp === null ? '' : exp.join('')}`
+        expect(parseJsonText(`[${text}]`).ok).toBe(Number.isFinite(Number(text)))
+      }
+    ), { numRuns: 500 })
   })
 
   it('the frame decoder refuses them as protocol violations', () => {
