@@ -117,7 +117,7 @@ export function giverFailure (f: ReadFailure, during: string, idleLimitMs?: numb
     ? `giver disconnected ${during}`
     : f.kind === 'idle'
       ? `giver idle for ${idleFor(idleLimitMs)} ${during}`
-      : `giver broke the protocol ${during}: ${f.kind === 'broken' ? f.detail : 'unexpected frame'}`
+      : `giver broke the protocol ${during}: ${f.kind === 'broken' ? f.detail : 'a binary frame where a message was due'}`
   return { failure: detail, takerError: { code: 'relay_failed', detail }, giverViolation: f.kind === 'gone' ? undefined : detail }
 }
 

@@ -113,6 +113,7 @@ export const sessionSetup = setup({
     isPassWithNews: ({ context, event }) => frameValue(event) === 'yours' && context.pending.length > 0,
     isPassAnsweredAtOnce: ({ context, event }) => frameValue(event) === 'yours' && context.turnHoldMs <= 0,
     nextDeliveryIs: ({ context }, params: { kind: NotificationKind }) => context.pending[0]?.kind === params.kind,
+    isServeNotification: ({ event }) => event.type === 'notify' && event.notification.kind === 'serve',
     takerBrokeTheRelay: ({ event }) => event.type === 'relay.ended' && event.violation !== undefined,
     giverBrokeTheRelay: ({ event }) => event.type === 'serve.ended' && event.violation !== undefined
   },
@@ -210,9 +211,7 @@ export const sessionSetup = setup({
     tellCoordinatorTurnHeldIfServePending: enqueueActions(({ context, enqueue }) => {
       if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
     }),
-    tellCoordinatorTurnHeldIfServeArrived: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type === 'notify' && event.notification.kind === 'serve') enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
-    }),
+    tellCoordinatorTurnHeld: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'turn.held', userId: context.userId })),
     tellCoordinatorTurnReleasedIfServePending: enqueueActions(({ context, enqueue }) => {
       if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.released', userId: context.userId })
     }),
@@ -361,7 +360,10 @@ export const sessionMachine = sessionSetup.createMachine({
               { guard: 'isPass', target: 'holding' },
               { actions: 'raiseRequest' }
             ],
-            notify: { actions: ['enqueueNotification', 'tellCoordinatorTurnHeldIfServeArrived'] },
+            notify: [
+              { guard: 'isServeNotification', actions: ['enqueueNotification', 'tellCoordinatorTurnHeld'] },
+              { actions: 'enqueueNotification' }
+            ],
             'request.story': 'story',
             'request.analytics': 'analytics',
             'request.assets': 'assets',

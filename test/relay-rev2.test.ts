@@ -102,6 +102,33 @@ describe('manifest entries (§5 rev 2)', () => {
   })
 })
 
+describe('bytes where a message is due', () => {
+  it('bytes instead of a manifest: G is closed for protocol, T gets relay_failed', async () => {
+    server = await startTestServer()
+    const [g, t] = await clients('giver', 'taker')
+    t.send(['get', g.userId, '/chr/Moria'])
+    await waitUntil('the relay', () => relayCount() === 1)
+    expect(await passToGive(g)).toEqual(['give', '/chr/Moria'])
+    g.sendBinary(new Uint8Array(8))
+    expect(await expectError(t, 'relay_failed')).toMatch(/instead of a manifest: a binary frame where a message was due/)
+    await expectYours(t)
+    expect(await expectClosedForProtocol(g)).toMatch(/binary frame/)
+    await expectUsable([t])
+  })
+
+  it('bytes instead of a getlist: T is closed for protocol, G gets [] and its pass goes on', async () => {
+    server = await startTestServer()
+    const [g, t] = await clients('giver', 'taker')
+    await askAndAnswer(g, t, { 'a.txt': 'h' })
+    expect(await t.recv()).toEqual({ 'a.txt': 'h' })
+    t.sendBinary(new Uint8Array(8))
+    expect(await g.recv()).toEqual([])
+    await deliveredUntilYours(g)
+    expect(await expectClosedForProtocol(t)).toMatch(/taker sent bytes instead of a getlist/)
+    await expectUsable([g])
+  })
+})
+
 describe('resumed files (§5 rev 2)', () => {
   it('[path, offset] answered with the 4-element header: only the rest moves, and the whole file checks out', async () => {
     server = await startTestServer()
