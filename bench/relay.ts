@@ -196,21 +196,21 @@ export async function benchRelay (): Promise<Row[]> {
 
   const serverArgs = ['Bench', '--host', '127.0.0.1', '--port', '0', '--no-discovery', '--no-persist', '--turn-hold', '0', '--log-level', 'debug']
   const server = startNode([...startScriptArgs(), ...serverArgs])
-  const roomy = startNode(['--import', 'tsx', 'src/main.ts', ...serverArgs])
+  const plain = startNode(['--import', 'tsx', 'src/main.ts', ...serverArgs])
   try {
     const listening = /listening on 127\.0\.0\.1:(\d+)/
     const port = Number((await server.match(listening))[1])
-    const roomyPort = Number((await roomy.match(listening))[1])
-    const runs = { relay: [] as Transfer[], roomy: [] as Transfer[], forwarder: [] as Transfer[], single: [] as Transfer[], small: [] as Array<{ ms: number, totalMs: number }> }
+    const plainPort = Number((await plain.match(listening))[1])
+    const runs = { relay: [] as Transfer[], plain: [] as Transfer[], forwarder: [] as Transfer[], single: [] as Transfer[], small: [] as Array<{ ms: number, totalMs: number }> }
     const cold = await viaServer(server, port, payload)
     // Warm-up: a small relay through each server (JIT, first connections), not measured.
     await smallFiles(port, payload)
-    await smallFiles(roomyPort, payload)
+    await smallFiles(plainPort, payload)
     for (let i = 0; i < REPETITIONS; i++) {
       runs.relay.push(await viaServer(server, port, payload))
       runs.forwarder.push(await viaForwarder(payload))
       runs.single.push(await singleHop(payload))
-      runs.roomy.push(await viaServer(roomy, roomyPort, payload))
+      runs.plain.push(await viaServer(plain, plainPort, payload))
     }
     for (let i = 0; i < REPETITIONS; i++) runs.small.push(await smallFiles(port, payload))
 
@@ -218,7 +218,7 @@ export async function benchRelay (): Promise<Row[]> {
     const list = (xs: Transfer[]): string => xs.map((x) => fmt(mbps(x.ms))).join(' / ')
     const cpuPerGiB = (xs: Transfer[]): string => fmt(median(xs.map((x) => (x.cpu ?? 0) / (BIG / (1024 * MiB)))), 2)
     const a = rate(runs.relay)
-    const a2 = rate(runs.roomy)
+    const a2 = rate(runs.plain)
     const b = rate(runs.forwarder)
     const rssPeak = Math.max(cold.rssGrowth ?? 0, ...runs.relay.map((x) => x.rssGrowth ?? 0))
     const filesPerS = median(runs.small.map((x) => SMALL_FILES / (x.ms / 1000)))
@@ -248,12 +248,12 @@ export async function benchRelay (): Promise<Row[]> {
       {
         measure: "(a') as (a), server without the start script's heap flags",
         result: `${fmt(a2)} MB/s`,
-        runs: list(runs.roomy),
-        note: `${fmt(100 * a2 / b)} % of (b); server CPU ${cpuPerGiB(runs.roomy)} s per GiB`
+        runs: list(runs.plain),
+        note: `${fmt(100 * a2 / b)} % of (b); server CPU ${cpuPerGiB(runs.plain)} s per GiB`
       }
     ]
   } finally {
-    await Promise.all([server.stop(), roomy.stop()])
+    await Promise.all([server.stop(), plain.stop()])
   }
 }
 
