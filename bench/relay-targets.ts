@@ -95,7 +95,7 @@ function take (t: Peer, style: PeerStyle, dir: string): { done: Promise<number>,
   return { done, cleanup: async () => { out.destroy(); await rm(file, { force: true }) } }
 }
 
-async function joinPair (port: number): Promise<{ g: Peer, t: Peer }> {
+export async function joinPair (port: number): Promise<{ g: Peer, t: Peer }> {
   const g = await Peer.connect(port)
   await g.join('Bench', 'giver')
   const t = await Peer.connect(port)

@@ -1,8 +1,8 @@
 /**
  * §5 relay throughput and memory, everything on loopback in one run:
  *   (a) one 2 GiB file relayed giver → server → taker; the server runs in a
- *       child process (`node --import tsx src/main.ts …`) so its RSS and CPU
- *       are its own;
+ *       child process, started as `npm start` starts it (the start script's
+ *       node flags), so its RSS and CPU are its own;
  *   (b) the same bytes through a bare forwarder child (bench/forwarder.ts:
  *       `src.pipe(dst)` between two sockets, no framing);
  *   (c) the same bytes over one socket, giver → taker, for reference;
@@ -10,12 +10,11 @@
  *       /proc/<pid>/status every 20 ms;
  *   (e) 10,000 files of 4 KiB from a giver that pipelines them;
  *   (a0) the very first relay of a freshly started server (before any
- *       warm-up), once: V8 may then run a mark-compact after nearly every
- *       scavenge while the server turns over ~1 GB/s of read buffers (a
- *       small old generation with less headroom than the young one); later
- *       relays, once the heap has grown, do not;
- *   (a') (a) with the server started with `--initial-old-space-size=64`,
- *       which removes that GC effect: what is left is relay work.
+ *       warm-up), once;
+ *   (a') (a) with the server started without the start script's heap flags
+ *       (plain `node --import tsx src/main.ts`): its first relays then run a
+ *       mark-compact about every 40 MiB relayed (a small old generation
+ *       while ~1 GB/s of read buffers count as external memory).
  * Giver and taker are fast raw peers in this process (bench/relay-clients.ts):
  * the giver writes from one reused buffer, the taker counts bytes; the same
  * peers are used for (a), (b) and (c). (a), (b), (c) run interleaved, 3 times
@@ -25,83 +24,19 @@
  * Run alone: `npx tsx bench/relay.ts`; with the others: `npm run bench`.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { isMain, markdownTable, type Row } from './run.ts'
 import { MiB, Peer, within, writeBigFile, writeSmallFiles } from './relay-clients.ts'
+import { sampleRss, startNode, startScriptArgs, type Child } from './processes.ts'
+import { joinPair } from './relay-targets.ts'
 
 const BIG = 2 * 1024 * MiB
 const SMALL_FILES = 10_000
 const SMALL_SIZE = 4 * 1024
 const REPETITIONS = 3
 const CHUNK = MiB
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PHASE_MS = 60_000
-
-// ---------------------------------------------------------------- child processes
-
-interface Child {
-  readonly proc: ChildProcess
-  readonly pid: number
-  /** Resolves with the first stdout line matching `pattern`'s groups. */
-  readonly match: (pattern: RegExp) => Promise<RegExpExecArray>
-  readonly stop: () => Promise<void>
-}
-
-function startChild (args: string[]): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
-  let out = ''
-  const waiters: Array<{ pattern: RegExp, resolve: (m: RegExpExecArray) => void }> = []
-  proc.stdout?.setEncoding('utf8')
-  proc.stdout?.on('data', (s: string) => {
-    out = (out + s).slice(-64 * 1024)
-    for (const w of [...waiters]) {
-      const m = w.pattern.exec(out)
-      if (m !== null) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m) }
-    }
-  })
-  let err = ''
-  proc.stderr?.setEncoding('utf8')
-  proc.stderr?.on('data', (s: string) => { err = (err + s).slice(-8 * 1024) })
-  const exited = once(proc, 'exit')
-  if (proc.pid === undefined) throw new Error(`could not start ${args.join(' ')}`)
-  return {
-    proc,
-    pid: proc.pid,
-    match: (pattern) => within(20_000, `child ${args[0]}: ${String(pattern)} (stderr: ${err})`, new Promise((resolve) => {
-      const m = pattern.exec(out)
-      if (m !== null) resolve(m)
-      else waiters.push({ pattern, resolve })
-    })),
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(killer)
-    }
-  }
-}
-
-function rssBytes (pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m === null ? 0 : Number(m[1]) * 1024
-}
-
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in USER_HZ (100 on Linux)
-}
-
-/** Samples a process's RSS every 20 ms until stopped; returns the peak. */
-function sampleRss (pid: number): { stop: () => number } {
-  let peak = rssBytes(pid)
-  const timer = setInterval(() => { peak = Math.max(peak, rssBytes(pid)) }, 20)
-  return { stop: () => { clearInterval(timer); return Math.max(peak, rssBytes(pid)) } }
-}
 
 // ---------------------------------------------------------------- one run of each
 
@@ -118,14 +53,6 @@ function lastByte (t: Peer, size: number, onDone?: () => void): Promise<number> 
   })
 }
 
-async function joinPair (port: number): Promise<{ g: Peer, t: Peer }> {
-  const g = await Peer.connect(port)
-  await g.join('Bench', 'giver')
-  const t = await Peer.connect(port)
-  await t.join('Bench', 'taker')
-  return { g, t }
-}
-
 /** (a) and (d): 2 GiB through the server child. */
 async function viaServer (server: Child, port: number, payload: Buffer): Promise<Transfer> {
   const { g, t } = await joinPair(port)
@@ -136,15 +63,15 @@ async function viaServer (server: Child, port: number, payload: Buffer): Promise
     await t.expect({ 'big.bin': 'sha' })
     t.send(['big.bin'])
     await g.expect(['big.bin'])
-    const rss0 = rssBytes(server.pid)
-    const cpu0 = cpuSeconds(server.pid)
-    const sampler = sampleRss(server.pid)
+    const rss0 = server.rss()
+    const cpu0 = server.cpuSeconds()
+    const sampler = sampleRss(server)
     const done = lastByte(t, BIG, () => t.send(['ok', 'big.bin']))
     const t0 = performance.now()
     await writeBigFile(g, 'big.bin', BIG, payload)
     const t1 = await within(PHASE_MS, 'relay of 2 GiB', done)
     const peak = sampler.stop()
-    const cpu = cpuSeconds(server.pid) - cpu0
+    const cpu = server.cpuSeconds() - cpu0
     await t.expect(['file', 'big.bin', BIG])
     await t.expect('yours')
     await g.expect(['ok', 'big.bin'])
@@ -158,21 +85,21 @@ async function viaServer (server: Child, port: number, payload: Buffer): Promise
 
 /** (b): the same frames through `src.pipe(dst)` in a child. */
 async function viaForwarder (payload: Buffer): Promise<Transfer> {
-  const fwd = startChild(['bench/forwarder.ts', '--hwm', String(MiB)])
+  const fwd = startNode(['--import', 'tsx', 'bench/forwarder.ts', '--hwm', String(MiB)])
   try {
     const m = await fwd.match(/forwarding (\d+) (\d+)/)
     const t = await Peer.connect(Number(m[2]))
     const g = await Peer.connect(Number(m[1]))
     await new Promise((resolve) => setTimeout(resolve, 50)) // both accepted, the pipe is set up
-    const rss0 = rssBytes(fwd.pid)
-    const cpu0 = cpuSeconds(fwd.pid)
-    const sampler = sampleRss(fwd.pid)
+    const rss0 = fwd.rss()
+    const cpu0 = fwd.cpuSeconds()
+    const sampler = sampleRss(fwd)
     const done = lastByte(t, BIG)
     const t0 = performance.now()
     await writeBigFile(g, 'big.bin', BIG, payload)
     const t1 = await within(PHASE_MS, 'forwarding 2 GiB', done)
     const peak = sampler.stop()
-    const cpu = cpuSeconds(fwd.pid) - cpu0
+    const cpu = fwd.cpuSeconds() - cpu0
     g.socket.end()
     await within(10_000, 'forwarder exit', once(fwd.proc, 'exit'))
     t.close()
@@ -267,23 +194,23 @@ export async function benchRelay (): Promise<Row[]> {
   const payload = Buffer.alloc(CHUNK)
   for (let i = 0; i < payload.byteLength; i++) payload[i] = (i * 31 + 7) & 0xff
 
-  const serverArgs = ['src/main.ts', 'Bench', '--host', '127.0.0.1', '--port', '0', '--no-discovery', '--no-persist', '--turn-hold', '0', '--log-level', 'debug']
-  const server = startChild(serverArgs)
-  const roomy = startChild(['--initial-old-space-size=64', ...serverArgs])
+  const serverArgs = ['Bench', '--host', '127.0.0.1', '--port', '0', '--no-discovery', '--no-persist', '--turn-hold', '0', '--log-level', 'debug']
+  const server = startNode([...startScriptArgs(), ...serverArgs])
+  const plain = startNode(['--import', 'tsx', 'src/main.ts', ...serverArgs])
   try {
     const listening = /listening on 127\.0\.0\.1:(\d+)/
     const port = Number((await server.match(listening))[1])
-    const roomyPort = Number((await roomy.match(listening))[1])
-    const runs = { relay: [] as Transfer[], roomy: [] as Transfer[], forwarder: [] as Transfer[], single: [] as Transfer[], small: [] as Array<{ ms: number, totalMs: number }> }
+    const plainPort = Number((await plain.match(listening))[1])
+    const runs = { relay: [] as Transfer[], plain: [] as Transfer[], forwarder: [] as Transfer[], single: [] as Transfer[], small: [] as Array<{ ms: number, totalMs: number }> }
     const cold = await viaServer(server, port, payload)
     // Warm-up: a small relay through each server (JIT, first connections), not measured.
     await smallFiles(port, payload)
-    await smallFiles(roomyPort, payload)
+    await smallFiles(plainPort, payload)
     for (let i = 0; i < REPETITIONS; i++) {
       runs.relay.push(await viaServer(server, port, payload))
       runs.forwarder.push(await viaForwarder(payload))
       runs.single.push(await singleHop(payload))
-      runs.roomy.push(await viaServer(roomy, roomyPort, payload))
+      runs.plain.push(await viaServer(plain, plainPort, payload))
     }
     for (let i = 0; i < REPETITIONS; i++) runs.small.push(await smallFiles(port, payload))
 
@@ -291,7 +218,7 @@ export async function benchRelay (): Promise<Row[]> {
     const list = (xs: Transfer[]): string => xs.map((x) => fmt(mbps(x.ms))).join(' / ')
     const cpuPerGiB = (xs: Transfer[]): string => fmt(median(xs.map((x) => (x.cpu ?? 0) / (BIG / (1024 * MiB)))), 2)
     const a = rate(runs.relay)
-    const a2 = rate(runs.roomy)
+    const a2 = rate(runs.plain)
     const b = rate(runs.forwarder)
     const rssPeak = Math.max(cold.rssGrowth ?? 0, ...runs.relay.map((x) => x.rssGrowth ?? 0))
     const filesPerS = median(runs.small.map((x) => SMALL_FILES / (x.ms / 1000)))
@@ -319,14 +246,14 @@ export async function benchRelay (): Promise<Row[]> {
         note: `${fmt(100 * mbps(cold.ms) / b)} % of (b); server CPU ${fmt((cold.cpu ?? 0) / (BIG / (1024 * MiB)), 2)} s per GiB; RSS +${mib(cold.rssGrowth ?? 0)} MiB`
       },
       {
-        measure: "(a') as (a), server with --initial-old-space-size=64",
+        measure: "(a') as (a), server without the start script's heap flags",
         result: `${fmt(a2)} MB/s`,
-        runs: list(runs.roomy),
-        note: `${fmt(100 * a2 / b)} % of (b); server CPU ${cpuPerGiB(runs.roomy)} s per GiB`
+        runs: list(runs.plain),
+        note: `${fmt(100 * a2 / b)} % of (b); server CPU ${cpuPerGiB(runs.plain)} s per GiB`
       }
     ]
   } finally {
-    await Promise.all([server.stop(), roomy.stop()])
+    await Promise.all([server.stop(), plain.stop()])
   }
 }
 

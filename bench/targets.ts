@@ -5,7 +5,7 @@
  * (bench/bare-server.ts) and the bare forwarder (bench/forwarder.ts), started
  * the same way and measured in the same run, interleaved with the server.
  *
- *   npx tsx bench/targets.ts [--rounds 2] [--only passes|idle|relay]     (also part of `npm run bench`)
+ *   npx tsx bench/targets.ts [--rounds 3] [--only passes|idle|relay]     (also part of `npm run bench`)
  *
  * Bounded: every phase has a fixed duration or byte count and a timeout.
  */
@@ -25,7 +25,7 @@ const held = (ok: boolean): string => (ok ? 'held' : 'NOT HELD')
 export type Section = 'passes' | 'idle' | 'relay'
 
 export async function benchTargets (o: { rounds?: number, only?: Section } = {}): Promise<Row[]> {
-  const rounds = o.rounds ?? 2
+  const rounds = o.rounds ?? 3
   const runs = (s: Section): boolean => o.only === undefined || o.only === s
   const rows: Row[] = []
   const row = (target: string, measured: string, floor: string, ratio: string, ok: boolean, note = ''): void => {
