@@ -4,18 +4,10 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildManifest, HashCache } from '../../src/client/index.ts'
-import { Scene, sha256, writeTree } from './helpers.ts'
+import { age, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
 afterEach(async () => { await scene.cleanup() })
-
-/** Files as a studio has them: last changed a while ago (a change in the last instant is always checked again). */
-async function age (root: string, rels: string[]): Promise<void> {
-  const past = new Date(Date.now() - 3_600_000)
-  for (const rel of rels) await utimes(join(root, rel), past, past)
-  // utimes set the ctime to now: let the file system's clock move past it.
-  await new Promise((resolve) => setTimeout(resolve, 100))
-}
 
 describe('persistent index', () => {
   it('survives a restart of both sides: a no-change get reads no file, on the giver or the taker', async () => {
