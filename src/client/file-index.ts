@@ -103,6 +103,13 @@ export class FileIndex {
     return this.memory.get(path)
   }
 
+  /** True when some file below the folder `prefix` (relative to the root, '' for the root) is indexed. */
+  hasUnder (prefix: string): boolean {
+    this.file('')
+    for (const key of this.memory?.keys() ?? []) if (prefix === '' || key.startsWith(`${prefix}/`)) return true
+    return false
+  }
+
   setFile (path: string, f: IndexedFile): void {
     this.putFile.run(path, f.size, f.mtimeMs, f.ctimeMs, f.ino, f.hash, f.hashedAt)
     this.memory?.set(path, f)
