@@ -29,6 +29,8 @@ const recordOf = (s: Stats, hash: string, hashedAt: number): IndexedFile =>
 export interface HashCacheOptions {
   /** Keep the index in memory only (default: `<root>/.vcmu/index.sqlite`, memory when the root cannot be written). */
   inMemory?: boolean
+  /** Which store keeps the index (default: SQLite when better-sqlite3 is installed, else JSON). */
+  store?: FileIndex['kind']
   /** Called before each file is read to be hashed (tests count reads with it). */
   onRead?: (path: string) => void
 }
@@ -68,7 +70,7 @@ export class HashCache {
     }
     this.rootReal = real
     try {
-      this.db = this.options.inMemory === true ? FileIndex.memory() : FileIndex.open(real)
+      this.db = this.options.inMemory === true ? FileIndex.memory() : FileIndex.open(real, this.options.store)
     } catch {
       this.db = FileIndex.memory()
     }
