@@ -37,7 +37,7 @@ export interface PartRecord {
  * Kept in SQLite (`<root>/.vcmu/index.sqlite`, better-sqlite3). better-sqlite3
  * is an optional dependency built from source at install: where it could not
  * be built (no compiler, no Node headers), the index is a JSON file
- * (`index.json`, JsonIndex) written atomically, and the client says so once.
+ * (`index.json`, JsonIndex) written atomically; `kind` says which.
  */
 export interface FileIndex {
   /** Which store holds it. */
@@ -69,7 +69,6 @@ const sqlite: SqliteModule | Error = (() => {
     return err as Error
   }
 })()
-let warned = false
 
 export const FileIndex = {
   /** Opens (creating it if needed) the index of the root whose real path is `rootReal`; `store` forces one (tests). */
@@ -77,13 +76,8 @@ export const FileIndex = {
     const dir = join(rootReal, CLIENT_DIR)
     mkdirSync(dir, { recursive: true })
     if (store === 'json') return new JsonIndex(join(dir, JSON_INDEX_FILE))
-    if (sqlite instanceof Error) {
-      if (!warned) {
-        warned = true
-        process.emitWarning(`better-sqlite3 is not available (${sqlite.message.split('\n')[0]}): the index is kept in ${JSON_INDEX_FILE}`)
-      }
-      return new JsonIndex(join(dir, JSON_INDEX_FILE))
-    }
+    // Same behaviour either way (only crash safety and speed on huge roots differ), so no noise on stderr: `kind` tells.
+    if (sqlite instanceof Error) return new JsonIndex(join(dir, JSON_INDEX_FILE))
     return new SqliteIndex(new sqlite(join(dir, INDEX_FILE)))
   },
 
