@@ -9,7 +9,7 @@ import { ClientError, RequestError } from './errors.ts'
 import { folderPath } from './fs-safety.ts'
 import { give, type GiveProgress } from './give.ts'
 import { HashCache } from './hash-cache.ts'
-import { buildManifest } from './manifest.ts'
+import { buildManifest, realFolder } from './manifest.ts'
 import { take, type GetProgress, type GetResult } from './take.ts'
 import { Channel, errorOf, unexpected } from './wire.ts'
 
@@ -358,14 +358,19 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
    */
   private async getAfterIndexing (userId: UserId, folder: string, options: GetOptions): Promise<GetResult> {
     let lastReport = 0
-    await buildManifest(this.root, folder, this.hashCache, (done, total) => {
-      const now = performance.now()
-      if (done !== total && now - lastReport < 100) return
-      lastReport = now
-      const p: GetProgress = { phase: 'checking', giver: userId, folder, filesDone: done, filesTotal: total, bytesDone: 0, bytesTotal: 0 }
-      options.onProgress?.(p)
-      this.emit('getProgress', p)
-    }).catch(() => {})
+    // Once a folder is indexed, the plan finds the few files changed since: no need to walk it twice.
+    const where = await realFolder(this.root, folder)
+    const key = typeof where === 'string' ? null : this.hashCache.key(where.dirReal)
+    if (key === null || !this.hashCache.index.hasUnder(key)) {
+      await buildManifest(this.root, folder, this.hashCache, (done, total) => {
+        const now = performance.now()
+        if (done !== total && now - lastReport < 100) return
+        lastReport = now
+        const p: GetProgress = { phase: 'checking', giver: userId, folder, filesDone: done, filesTotal: total, bytesDone: 0, bytesTotal: 0 }
+        options.onProgress?.(p)
+        this.emit('getProgress', p)
+      }).catch(() => {})
+    }
     return await this.enqueue(async () => {
       // The giver's name goes into conflict copies' names: learn it if this client does not know it yet.
       if (options.giverName === undefined && this.usersMap[userId] === undefined) await this.usersExchange()

@@ -1,10 +1,14 @@
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { JsonIndex } from './json-index.ts'
 
 /** The client's own folder inside a root: index, trash. Never served, never deleted by `get --delete`. */
 export const CLIENT_DIR = '.vcmu'
 export const INDEX_FILE = 'index.sqlite'
+/** The fallback's file, where better-sqlite3 could not be built (see FileIndex). */
+export const JSON_INDEX_FILE = 'index.json'
 const SCHEMA_VERSION = 1
 
 /** What a file looked like when it was hashed. */
@@ -25,17 +29,71 @@ export interface PartRecord {
 }
 
 /**
- * The persistent per-root index, `<root>/.vcmu/index.sqlite` (SQLite through
- * better-sqlite3): for each file (path relative to the root's real path) the
- * size, mtime, ctime and inode it had when hashed, and its SHA-256; the hash
- * each file had when `get` last put it in place (to tell a local edit from
- * what was fetched); and the interrupted downloads that can resume.
+ * The persistent per-root index: for each file (path relative to the root's
+ * real path) the size, mtime, ctime and inode it had when hashed, and its
+ * SHA-256; the hash each file had when `get` last put it in place; and the
+ * interrupted downloads that can resume.
  *
- * SQLite because it survives a crash mid-write (journal), needs no server,
- * and answers a lookup without loading the whole index; calls are synchronous
- * and short (one row), so they do not hold the event loop.
+ * Kept in SQLite (`<root>/.vcmu/index.sqlite`, better-sqlite3). better-sqlite3
+ * is an optional dependency built from source at install: where it could not
+ * be built (no compiler, no Node headers), the index is a JSON file
+ * (`index.json`, JsonIndex) written atomically; `kind` says which.
  */
-export class FileIndex {
+export interface FileIndex {
+  /** Which store holds it. */
+  readonly kind: 'sqlite' | 'json'
+  file: (path: string) => IndexedFile | undefined
+  setFile: (path: string, f: IndexedFile) => void
+  forgetFile: (path: string) => void
+  /** True when some file below the folder `prefix` (relative to the root, '' for the root) is indexed. */
+  hasUnder: (prefix: string) => boolean
+  /** The hash the file at `path` had when `get` last put it in place. */
+  fetched: (path: string) => string | undefined
+  setFetched: (path: string, hash: string) => void
+  forgetFetched: (path: string) => void
+  /** The interrupted download whose part file is `path`. */
+  part: (path: string) => PartRecord | undefined
+  setPart: (path: string, p: PartRecord) => void
+  forgetPart: (path: string) => void
+  parts: () => Array<{ path: string } & PartRecord>
+  /** A file put in place by `get`: its record, the hash it was fetched with, and no more part; at once. */
+  placed: (path: string, part: string | null, f: IndexedFile) => void
+  close: () => void
+}
+
+type SqliteModule = typeof Database
+const sqlite: SqliteModule | Error = (() => {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3') as SqliteModule
+  } catch (err) {
+    return err as Error
+  }
+})()
+
+export const FileIndex = {
+  /** Opens (creating it if needed) the index of the root whose real path is `rootReal`; `store` forces one (tests). */
+  open (rootReal: string, store?: FileIndex['kind']): FileIndex {
+    const dir = join(rootReal, CLIENT_DIR)
+    mkdirSync(dir, { recursive: true })
+    if (store === 'json') return new JsonIndex(join(dir, JSON_INDEX_FILE))
+    // Same behaviour either way (only crash safety and speed on huge roots differ), so no noise on stderr: `kind` tells.
+    if (sqlite instanceof Error) return new JsonIndex(join(dir, JSON_INDEX_FILE))
+    return new SqliteIndex(new sqlite(join(dir, INDEX_FILE)))
+  },
+
+  /** An index that lives in memory only (a root the client cannot write). */
+  memory (): FileIndex {
+    return sqlite instanceof Error ? new JsonIndex(null) : new SqliteIndex(new sqlite(':memory:'))
+  }
+}
+
+/**
+ * The index in SQLite through better-sqlite3: it survives a crash mid-write
+ * (journal), needs no server, and writes one row at a time; calls are
+ * synchronous and short, so they do not hold the event loop.
+ */
+class SqliteIndex implements FileIndex {
+  readonly kind = 'sqlite'
   private readonly db: Database.Database
   private readonly allFiles: Database.Statement<[], { path: string } & IndexedFile>
   private memory: Map<string, IndexedFile> | null = null
@@ -49,7 +107,7 @@ export class FileIndex {
   private readonly delPart: Database.Statement<[string]>
   private readonly allParts: Database.Statement<[], { path: string } & PartRecord>
 
-  private constructor (db: Database.Database) {
+  constructor (db: Database.Database) {
     this.db = db
     db.pragma('journal_mode = WAL')
     // An index is a cache of what the disk says: losing its last writes in a power cut only costs a re-hash.
@@ -78,18 +136,6 @@ export class FileIndex {
     this.allParts = db.prepare('SELECT path, hash, bytes FROM parts')
   }
 
-  /** Opens (creating it if needed) the index of the root whose real path is `rootReal`. */
-  static open (rootReal: string): FileIndex {
-    const dir = join(rootReal, CLIENT_DIR)
-    mkdirSync(dir, { recursive: true })
-    return new FileIndex(new Database(join(dir, INDEX_FILE)))
-  }
-
-  /** An index that lives in memory only (a root the client cannot write). */
-  static memory (): FileIndex {
-    return new FileIndex(new Database(':memory:'))
-  }
-
   /**
    * The record of `path`. All records are read into memory at the first
    * lookup (one query instead of one per file), then kept in step with this
@@ -101,6 +147,12 @@ export class FileIndex {
       this.memory = new Map(this.allFiles.all().map(({ path: p, ...f }) => [p, f]))
     }
     return this.memory.get(path)
+  }
+
+  hasUnder (prefix: string): boolean {
+    this.file('')
+    for (const key of this.memory?.keys() ?? []) if (prefix === '' || key.startsWith(`${prefix}/`)) return true
+    return false
   }
 
   setFile (path: string, f: IndexedFile): void {
@@ -139,7 +191,6 @@ export class FileIndex {
     this.delPart.run(path)
   }
 
-  /** A file put in place by `get`: its record, the hash it was fetched with, and no more part; one transaction. */
   placed (path: string, part: string | null, f: IndexedFile): void {
     this.placedTx(path, part, f)
   }

@@ -1,4 +1,4 @@
-import { createReadStream, type Stats } from 'node:fs'
+import type { Stats } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { MAX_CHUNK, type JsonValue } from '../../protocol/frame.ts'
 import { validateFileAck } from '../../protocol/messages.ts'
@@ -135,7 +135,7 @@ export async function give (ch: Channel, o: { root: string, folder: string, cach
             for await (const chunk of source) {
               const n = Math.min(chunk.byteLength, remaining)
               if (n === 0) break
-              await ch.sendBinary(n === chunk.byteLength ? chunk : chunk.subarray(0, n))
+              await ch.sendBinary(n === chunk.byteLength ? chunk : chunk.subarray(0, n), (chunk as { release?: () => void }).release)
               remaining -= n
               bytesDone += n
             }
@@ -221,6 +221,16 @@ async function * readFrom (fh: FileHandle, start: number, end: number): AsyncGen
     yield buf.subarray(0, filled)
     return
   }
-  // `end` is inclusive for streams: never more than announced, even if the file grew meanwhile.
-  yield * createReadStream('', { fd: fh, autoClose: false, start, end: end - 1, highWaterMark: MAX_CHUNK }) as AsyncIterable<Buffer>
+  // A large file: read into buffers that come back once the socket has taken them (no garbage per MiB).
+  // Never more than announced, even if the file grew meanwhile.
+  for (let at = start; at < end;) {
+    const buf = SEND_BUFFERS.pop() ?? Buffer.allocUnsafe(MAX_CHUNK)
+    const { bytesRead } = await fh.read(buf, 0, Math.min(MAX_CHUNK, end - at), at)
+    if (bytesRead === 0) { SEND_BUFFERS.push(buf); return }
+    at += bytesRead
+    yield Object.assign(buf.subarray(0, bytesRead), { release: () => { if (SEND_BUFFERS.length < 8) SEND_BUFFERS.push(buf) } })
+  }
 }
+
+/** Buffers of large files' reads, back from the socket. */
+const SEND_BUFFERS: Buffer[] = []

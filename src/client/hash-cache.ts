@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, realpathSync, type Stats } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { realpathSync, type Stats } from 'node:fs'
+import { open, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { MAX_CHUNK } from '../../protocol/frame.ts'
 import { FileIndex, type IndexedFile, type PartRecord } from './file-index.ts'
@@ -20,12 +20,17 @@ function racy (e: IndexedFile): boolean {
   return e.hashedAt - Math.max(e.mtimeMs, e.ctimeMs) < (coarse ? 2_000 : 50)
 }
 
+/** Read buffers of the hashing, shared by every cache of the process (one per file being hashed at a time). */
+const BUFFERS: Buffer[] = []
+
 const recordOf = (s: Stats, hash: string, hashedAt: number): IndexedFile =>
   ({ size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, hash, hashedAt })
 
 export interface HashCacheOptions {
   /** Keep the index in memory only (default: `<root>/.vcmu/index.sqlite`, memory when the root cannot be written). */
   inMemory?: boolean
+  /** Which store keeps the index (default: SQLite when better-sqlite3 is installed, else JSON). */
+  store?: FileIndex['kind']
   /** Called before each file is read to be hashed (tests count reads with it). */
   onRead?: (path: string) => void
 }
@@ -65,7 +70,7 @@ export class HashCache {
     }
     this.rootReal = real
     try {
-      this.db = this.options.inMemory === true ? FileIndex.memory() : FileIndex.open(real)
+      this.db = this.options.inMemory === true ? FileIndex.memory() : FileIndex.open(real, this.options.store)
     } catch {
       this.db = FileIndex.memory()
     }
@@ -97,12 +102,7 @@ export class HashCache {
       return { hash: cached.hash, size: cached.size }
     }
     this.onRead?.(path)
-    const h = createHash('sha256')
-    for await (const chunk of createReadStream(path, { highWaterMark: MAX_CHUNK })) {
-      h.update(chunk as Buffer)
-      this.bytesHashed += (chunk as Buffer).byteLength
-    }
-    const hash = h.digest('hex')
+    const hash = await this.sha256(path)
     this.hashed++
     const after = await stat(path)
     const hashedAt = Date.now()
@@ -112,6 +112,28 @@ export class HashCache {
       else this.index.forgetFile(key)
     }
     return { hash, size: after.size }
+  }
+
+  /** SHA-256 hex of the file at `path`, read through a reused buffer (no garbage per chunk). */
+  private async sha256 (path: string): Promise<string> {
+    const h = createHash('sha256')
+    const buf = BUFFERS.pop() ?? Buffer.allocUnsafe(MAX_CHUNK)
+    try {
+      const fh = await open(path, 'r')
+      try {
+        while (true) {
+          const { bytesRead } = await fh.read(buf, 0, buf.byteLength, null)
+          if (bytesRead === 0) break
+          h.update(buf.subarray(0, bytesRead))
+          this.bytesHashed += bytesRead
+        }
+      } finally {
+        await fh.close()
+      }
+    } finally {
+      BUFFERS.push(buf)
+    }
+    return h.digest('hex')
   }
 
   /**

@@ -59,12 +59,15 @@ export class Channel {
     this.socket.write(encodeJson(value))
   }
 
-  /** One binary frame (≤ 1 MiB, the caller cuts), waiting for 'drain' when the socket is full. */
-  async sendBinary (chunk: Uint8Array): Promise<void> {
+  /**
+   * One binary frame (≤ 1 MiB, the caller cuts), waiting for 'drain' when the
+   * socket is full; `written` is called once the socket no longer needs `chunk`.
+   */
+  async sendBinary (chunk: Uint8Array, written?: () => void): Promise<void> {
     if (!this.socket.writable) throw new ClientError('closed', 'the connection is closed')
     this.socket.cork()
     this.socket.write(binaryHeader(chunk.byteLength))
-    const ok = this.socket.write(chunk)
+    const ok = written === undefined ? this.socket.write(chunk) : this.socket.write(chunk, (err) => { if (err == null) written() })
     this.socket.uncork()
     if (!ok) await this.drained()
   }

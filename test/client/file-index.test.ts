@@ -4,20 +4,12 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildManifest, HashCache } from '../../src/client/index.ts'
-import { Scene, sha256, writeTree } from './helpers.ts'
+import { age, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
 afterEach(async () => { await scene.cleanup() })
 
-/** Files as a studio has them: last changed a while ago (a change in the last instant is always checked again). */
-async function age (root: string, rels: string[]): Promise<void> {
-  const past = new Date(Date.now() - 3_600_000)
-  for (const rel of rels) await utimes(join(root, rel), past, past)
-  // utimes set the ctime to now: let the file system's clock move past it.
-  await new Promise((resolve) => setTimeout(resolve, 100))
-}
-
-describe('persistent index', () => {
+describe.each(['sqlite', 'json'] as const)('persistent index in %s', (store) => {
   it('survives a restart of both sides: a no-change get reads no file, on the giver or the taker', async () => {
     await scene.start()
     const giverRoot = await scene.dir()
@@ -28,8 +20,8 @@ describe('persistent index', () => {
     await age(giverRoot, Object.keys(files))
 
     const reads = { giver: [] as string[], taker: [] as string[] }
-    const g1 = await scene.client('gina', { root: giverRoot, hashCache: new HashCache(giverRoot, { onRead: (p) => reads.giver.push(p) }) })
-    const t1 = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { onRead: (p) => reads.taker.push(p) }) })
+    const g1 = await scene.client('gina', { root: giverRoot, hashCache: new HashCache(giverRoot, { store, onRead: (p) => reads.giver.push(p) }) })
+    const t1 = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { store, onRead: (p) => reads.taker.push(p) }) })
     expect(await t1.get(g1.userId, '/shot')).toMatchObject({ files: 40, failed: [] })
     expect(reads.giver).toHaveLength(40)
     expect(reads.taker).toHaveLength(0) // received files are indexed as they land
@@ -38,8 +30,8 @@ describe('persistent index', () => {
     g1.hashCache.close()
     t1.hashCache.close()
     reads.giver.length = 0
-    const g2 = await scene.client('gina', { root: giverRoot, hashCache: new HashCache(giverRoot, { onRead: (p) => reads.giver.push(p) }) })
-    const t2 = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { onRead: (p) => reads.taker.push(p) }) })
+    const g2 = await scene.client('gina', { root: giverRoot, hashCache: new HashCache(giverRoot, { store, onRead: (p) => reads.giver.push(p) }) })
+    const t2 = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { store, onRead: (p) => reads.taker.push(p) }) })
     expect(await t2.get(g2.userId, '/shot')).toMatchObject({ files: 0, skipped: 40, failed: [] })
     expect(reads).toEqual({ giver: [], taker: [] })
     expect(g2.hashCache.hits).toBe(40)
@@ -67,11 +59,11 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('check' as const) }) }
 )
 
-describe('index against the file system (property)', () => {
+describe.each(['sqlite', 'json'] as const)('index in %s against the file system (property)', (store) => {
   it('every hash it gives is the SHA-256 of the file as it is now, through writes, same-size rewrites, deletions and restarts', async () => {
     await fc.assert(fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
       const root = await mkdtemp(join(tmpdir(), 'vcmu-index-'))
-      let cache = new HashCache(root)
+      let cache = new HashCache(root, { store })
       const truth = new Map<string, string>()
       try {
         for (const o of ops) {
@@ -86,7 +78,7 @@ describe('index against the file system (property)', () => {
             if (truth.delete(rel)) await unlink(join(root, rel))
           } else if (o.kind === 'restart') {
             cache.close()
-            cache = new HashCache(root)
+            cache = new HashCache(root, { store })
           } else {
             const built = await buildManifest(root, '/', cache)
             const got = Object.fromEntries(Object.entries(built.manifest).map(([rel, e]) => [rel, e.hash]))
@@ -105,12 +97,12 @@ describe('index against the file system (property)', () => {
     const root = await scene.dir()
     await writeTree(root, { 'a.bin': 'abc' })
     await age(root, ['a.bin'])
-    const first = new HashCache(root)
+    const first = new HashCache(root, { store })
     const real = join(root, 'a.bin')
     expect((await first.hash(real, await stat(real))).hash).toBe(sha256('abc'))
     expect(first.hashed).toBe(1)
     first.close()
-    const second = new HashCache(root)
+    const second = new HashCache(root, { store })
     expect((await second.hash(real)).hash).toBe(sha256('abc'))
     expect({ hashed: second.hashed, hits: second.hits }).toEqual({ hashed: 0, hits: 1 })
     second.close()

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { connect, type Client, type ClientEvents, type ConnectOptions } from '../../src/client/index.ts'
@@ -114,4 +114,15 @@ export async function awaitGive (w: WireClient): Promise<string> {
     }
   }
   throw new Error('no give came')
+}
+
+/**
+ * Files as a studio has them: last changed an hour ago. A file changed in the
+ * last instant is always hashed again (see HashCache), so tests that count
+ * reads age their files, then let the clock pass the ctime utimes just set.
+ */
+export async function age (root: string, rels: readonly string[]): Promise<void> {
+  const past = new Date(Date.now() - 3_600_000)
+  for (const rel of rels) await utimes(join(root, rel), past, past)
+  await new Promise((resolve) => setTimeout(resolve, 100))
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildManifest, GetError, HashCache } from '../../src/client/index.ts'
 import type { WireClient } from '../helpers/wire-client.ts'
-import { awaitGive, listTree, Scene, sha256, writeTree } from './helpers.ts'
+import { age, awaitGive, listTree, Scene, sha256, writeTree } from './helpers.ts'
 
 const scene = new Scene()
 afterEach(async () => { await scene.cleanup() })
@@ -129,6 +129,7 @@ describe('giver side never reads outside its root', () => {
     const files: Record<string, string> = {}
     for (let i = 0; i < 300; i++) files[`d${i % 7}/f${i}.txt`] = `file ${i}`
     await writeTree(root, files)
+    await age(root, Object.keys(files))
     const cache = new HashCache(root)
     const first = await buildManifest(root, '/', cache)
     expect(Object.keys(first.manifest)).toHaveLength(300)

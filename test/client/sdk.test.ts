@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { formatTimestamp } from '../../src/client/index.ts'
-import { listTree, PROJECT, sampleFolder, Scene, waitFor, writeTree } from './helpers.ts'
+import { age, listTree, PROJECT, sampleFolder, Scene, waitFor, writeTree } from './helpers.ts'
 
 const scene = new Scene()
 afterEach(async () => { await scene.cleanup() })
@@ -120,6 +120,7 @@ describe('SDK: folders end to end', () => {
     const takerRoot = await scene.dir()
     const files = sampleFolder()
     await writeTree(join(giverRoot, 'chr/Moria'), files)
+    await age(join(giverRoot, 'chr/Moria'), Object.keys(files))
     const g = await scene.client('giver', { root: giverRoot })
     const t = await scene.client('taker', { root: takerRoot })
 
