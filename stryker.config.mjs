@@ -4,7 +4,8 @@
 // tests that reach it), 2 workers, and only the in-process test files
 // (stryker.vitest.config.ts): the child-process suites are too slow to run
 // per mutant. A subset: `npm run mutation -- --mutate 'protocol/**/*.ts'`; quicker still, with the
-// protocol unit tests alone: `MUTATION_SUITES=protocol npm run mutation -- --mutate 'protocol/**/*.ts'`.
+// protocol unit tests alone: `MUTATION_SUITES=protocol npm run mutation -- --mutate 'protocol/**/*.ts'`
+// (likewise MUTATION_SUITES=store with --mutate src/store.ts).
 // Results: docs/mutation.md.
 export default {
   testRunner: 'vitest',

@@ -10,12 +10,20 @@ import { defineConfig } from 'vitest/config'
  * only those suites would kill show up as survivors: docs/mutation.md
  * lists the ones we checked.
  */
-/** `MUTATION_SUITES=protocol`: only the pure protocol tests (for a quick run over protocol/ on a busy machine). */
-const PROTOCOL_ONLY = process.env.MUTATION_SUITES === 'protocol'
+/**
+ * Quicker runs of one area on a busy machine: `MUTATION_SUITES=protocol`
+ * (the pure protocol tests) or `MUTATION_SUITES=store` (the store's tests
+ * and the §8 ones).
+ */
+const FOCUSED: Record<string, string[]> = {
+  protocol: ['test/protocol/**/*.test.ts'],
+  store: ['test/persist.test.ts', 'test/durability.test.ts']
+}
+const focused = FOCUSED[process.env.MUTATION_SUITES ?? '']
 
 export default defineConfig({
   test: {
-    include: PROTOCOL_ONLY ? ['test/protocol/**/*.test.ts'] : [
+    include: focused ?? [
       'test/protocol/**/*.test.ts',
       'test/shared-state.test.ts',
       'test/durability.test.ts',
