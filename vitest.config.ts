@@ -11,9 +11,12 @@ const CHILD_PROCESS_SUITES = [
   'test/crash.test.ts',
   'test/discovery.test.ts',
   'test/inspector.test.ts',
+  'test/log-escaping.test.ts',
   'test/operator.test.ts',
   'test/persist.test.ts',
-  'test/client/cli.test.ts'
+  'test/status-page.test.ts',
+  'test/client/cli.test.ts',
+  'test/client/cli-reconnect.test.ts'
 ]
 
 export default defineConfig({
