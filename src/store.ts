@@ -7,7 +7,7 @@ import writeFileAtomic from 'write-file-atomic'
 import type { DurableState } from '../actors/coordinator.ts'
 import { capChat, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, type AnalyticsState, type StoryState } from '../actors/shared-state.ts'
 import type { JsonValue } from '../protocol/frame.ts'
-import { checkJsonValue } from '../protocol/json-limits.ts'
+import { checkJsonValue } from '../protocol/json-value.ts'
 import type { ChatLine, JsonObject } from '../protocol/messages.ts'
 import type { ServerLog } from './log.ts'
 import { OperatorError } from './operator-error.ts'
@@ -281,7 +281,7 @@ function decode<P extends Part> (part: P, text: string): { value: PartValue[P] }
   if (doc.version !== FORMAT_VERSION) return { problem: `format version ${JSON.stringify(doc.version)}, this server reads ${FORMAT_VERSION}` }
   // §1: a value no client could have sent (too deep, or 1e400 read as Infinity) is never served.
   const limits = checkJsonValue(part === 'chat' ? doc.lines : doc.value)
-  if (!limits.ok) return { problem: `holding ${limits.detail}` }
+  if (!limits.ok) return { problem: `refused by §1 (${limits.reason})` }
   const bad = (what: string): { problem: string } => ({ problem: `bad ${what}` })
   switch (part) {
     case 'story': {

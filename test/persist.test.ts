@@ -396,8 +396,8 @@ describe('file store: §8 commits', () => {
     expect(await store.load()).toBeUndefined()
     const warnings = log.lines.filter((l) => l.level === 'warn').map((l) => l.line)
     expect(warnings).toEqual([
-      expect.stringMatching(/story\.json is holding JSON nested more than 256 levels deep \| moved aside as story\.json\.corrupt-/),
-      expect.stringMatching(/analytics\.json is holding a number that is not a finite double \(Infinity\) \| moved aside as analytics\.json\.corrupt-/)
+      expect.stringMatching(/story\.json is refused by §1 \(JSON nested over 256 levels deep\) \| moved aside as story\.json\.corrupt-/),
+      expect.stringMatching(/analytics\.json is refused by §1 \(JSON holds a number that is not a finite double \(Infinity\)\) \| moved aside as analytics\.json\.corrupt-/)
     ])
     await store.close()
 
