@@ -220,7 +220,9 @@ describe('answers (§5)', () => {
   it('validateFileAck refuses another path or shape with bad_request, naming the expected path', () => {
     const values: unknown[] = [
       ['ok', 'render/0002.png'], ['ok'], ['ok', 'a', 'b'], ['failed', 'render/0002.png', 'x'], ['failed', 'render/0001.png'],
-      ['failed', 'render/0001.png', 1], ['OK', 'render/0001.png'], 'ok', null, {}, ['file', 'render/0001.png', 1]
+      ['failed', 'render/0001.png', 1], ['OK', 'render/0001.png'], 'ok', null, {}, ['file', 'render/0001.png', 1],
+      // The right path with an extra element, or another head with a reason: still not an answer.
+      ['ok', 'render/0001.png', 'extra'], ['failed', 'render/0001.png', 'disk full', 'extra'], ['nope', 'render/0001.png', 'disk full']
     ]
     for (const v of values) expectRefused(validateFileAck(v, 'render/0001.png'), 'bad_request', '"render/0001.png"', 'got')
   })
