@@ -92,15 +92,25 @@ export class HashCache {
     return relative(root, real).split(sep).join('/')
   }
 
+  /**
+   * The hash the index holds for the file at `path` (a real path) whose stat is
+   * `s`, when it can be trusted; undefined when the file must be read. Synchronous:
+   * a folder of unchanged files is checked without a promise per file.
+   */
+  known (path: string, s: Stats): { hash: string, size: number } | undefined {
+    const key = this.key(path)
+    const cached = key === null ? undefined : this.index.file(key)
+    if (cached === undefined || !sameStat(cached, s) || racy(cached)) return undefined
+    this.hits++
+    return { hash: cached.hash, size: cached.size }
+  }
+
   /** The hash of the regular file at `path` (absolute; give the real path). */
   async hash (path: string, known?: Stats): Promise<{ hash: string, size: number }> {
     const before = known ?? await stat(path)
+    const hit = this.known(path, before)
+    if (hit !== undefined) return hit
     const key = this.key(path)
-    const cached = key === null ? undefined : this.index.file(key)
-    if (cached !== undefined && sameStat(cached, before) && !racy(cached)) {
-      this.hits++
-      return { hash: cached.hash, size: cached.size }
-    }
     this.onRead?.(path)
     const hash = await this.sha256(path)
     this.hashed++

@@ -107,4 +107,34 @@ describe.each(['sqlite', 'json'] as const)('index in %s against the file system 
     expect({ hashed: second.hashed, hits: second.hits }).toEqual({ hashed: 0, hits: 1 })
     second.close()
   })
+
+  it('known: the index\'s hash without reading, only for a file whose stat is the one hashed and not racy', async () => {
+    const root = await scene.dir()
+    await writeTree(root, { 'old.bin': 'abc', 'fresh.bin': 'new' })
+    await age(root, ['old.bin'])
+    const reads: string[] = []
+    const cache = new HashCache(root, { store, onRead: (p) => reads.push(p) })
+    const old = join(root, 'old.bin')
+    const fresh = join(root, 'fresh.bin')
+    // Last changed "later than" it is hashed (a clock ahead, or a change in the same instant): racy, whatever the machine's speed.
+    const ahead = new Date(Date.now() + 600_000)
+    await utimes(fresh, ahead, ahead)
+    expect(cache.known(old, await stat(old))).toBeUndefined() // never hashed
+    await cache.hash(old)
+    await cache.hash(fresh)
+    expect(cache.known(old, await stat(old))).toEqual({ hash: sha256('abc'), size: 3 })
+    // It could change again unseen: read again.
+    expect(cache.known(fresh, await stat(fresh))).toBeUndefined()
+    await writeFile(old, 'xyz')
+    await age(root, ['old.bin'])
+    expect(cache.known(old, await stat(old))).toBeUndefined() // another stat: read again
+    expect(reads).toHaveLength(2)
+    // buildManifest answers from the index, reports progress up to the total, and reads only what changed.
+    const progress: number[] = []
+    const built = await buildManifest(root, '/', cache, (done, total) => { expect(total).toBe(2); progress.push(done) })
+    expect(built.manifest['old.bin'].hash).toBe(sha256('xyz'))
+    expect(progress.at(-1)).toBe(2)
+    expect(reads.slice(2).sort()).toEqual([fresh, old].sort())
+    cache.close()
+  })
 })
