@@ -93,6 +93,30 @@ describe.each(['sqlite', 'json'] as const)('index in %s against the file system 
     }), { numRuns: 40 })
   })
 
+  it('records every file a get put in place, in batches, before the get resolves (more files than one batch)', async () => {
+    await scene.start()
+    const giverRoot = await scene.dir()
+    const takerRoot = await scene.dir()
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 150; i++) files[`shot/d${i % 3}/f${i}.txt`] = `content ${i}`
+    await writeTree(giverRoot, files)
+    const g = await scene.client('gina', { root: giverRoot })
+    const t = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { store }) })
+    expect(await t.get(g.userId, '/shot')).toMatchObject({ files: 150, failed: [] })
+    await t.close()
+    t.hashCache.close()
+    // After a restart, every file is known with the hash it was fetched with: nothing is read again.
+    const reads: string[] = []
+    const again = new HashCache(takerRoot, { store, onRead: (p) => reads.push(p) })
+    for (const [rel, content] of Object.entries(files)) {
+      const real = join(again.root, rel)
+      expect(again.index.fetched(rel)).toBe(sha256(content))
+      expect((await again.hash(real)).hash).toBe(sha256(content))
+    }
+    expect(reads).toEqual([])
+    again.close()
+  })
+
   it('a file hashed long after its last change is answered from the index after a restart', async () => {
     const root = await scene.dir()
     await writeTree(root, { 'a.bin': 'abc' })
