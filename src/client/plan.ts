@@ -151,22 +151,24 @@ function lstatOrNull (path: string): Stats | null {
 }
 
 /** Where `path` lands: its folder's real path (resolved once per folder) joined with its name; a symlink is followed only inside the root. */
-async function landing (rootReal: string, path: string, folder: Folder | null): Promise<string | null> {
+async function landing (rootReal: string, path: string, folder: Folder | null): Promise<{ target: string, local: Stats | null } | null> {
   if (folder === null) return null
   const target = join(folder.real, basename(path))
-  if (!folder.exists) return target
+  // A folder that does not exist yet holds no file.
+  if (!folder.exists) return { target, local: null }
   const l = lstatOrNull(target)
-  if (l === null || !l.isSymbolicLink()) return target
-  return await realTarget(rootReal, target)
+  // Not a symlink: that lstat is the local file's (one lstat per file, not two).
+  if (l === null || !l.isSymbolicLink()) return { target, local: l }
+  const real = await realTarget(rootReal, target)
+  return real === null ? null : { target: real, local: lstatOrNull(real) }
 }
 
 async function planOne (rootReal: string, cache: HashCache, parts: ReadonlyMap<string, PartRecord>, rel: string, path: string, offered: Offered, tidy: boolean,
   folder: Folder | null): Promise<PlannedFile | string> {
-  const target = await landing(rootReal, path, folder)
-  if (target === null) return 'refused: the target lies outside the root (symlink)'
+  const landed = await landing(rootReal, path, folder)
+  if (landed === null) return 'refused: the target lies outside the root (symlink)'
+  const { target, local } = landed
   const part = partOf(target)
-  // A folder that does not exist yet holds no file and no part.
-  const local = folder?.exists === true ? lstatOrNull(target) : null
   let action: Action = 'new'
   if (local !== null) {
     if (!local.isFile()) return 'refused: something that is not a file is in the way'
