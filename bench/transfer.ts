@@ -1,6 +1,8 @@
 /**
  * Folder transfers as a studio does them (issue 13): a 2,000-file shot of
- * mixed sizes, and one large file, each fetched fresh, incrementally (3 files
+ * mixed sizes, and one large file, each fetched fresh (with both indexes cold,
+ * then again into an empty folder from a giver whose index is warm, as a
+ * serving artist's is after its first give), incrementally (3 files
  * changed), with nothing changed, and resumed after an interrupt at half; the
  * same two local folders copied with `rsync -a` in the same run, and a fresh
  * hash of the folder (what a get without the index did every time) as the
@@ -220,6 +222,13 @@ async function scenarios (ctx: Ctx, dataset: string, folder: string, rels: reado
     let bytes = 0
     const fresh = await get('fresh get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
     rows.push(row('fresh (both indexes cold)', fresh, bytes, 'rsync -a', await rsync('fresh'), '≤ 1×'))
+
+    // The usual case of a serving artist: the giver's index knows its files (it served them, or got them), the taker's folder is empty.
+    await rm(join(ctx.takerRoot, folder), { recursive: true, force: true })
+    await rm(rsyncTo, { recursive: true, force: true })
+    await mkdir(rsyncTo, { recursive: true })
+    const warm = await get('fresh get, giver warm', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })
+    rows.push(row('fresh (giver\'s index warm, taker empty)', warm, bytes, 'rsync -a', await rsync('fresh again'), '≤ 1×'))
 
     await changeThree(giverDir, rels)
     const incremental = await get('incremental get', async () => { bytes = (await taker.get(giver.id, `/${folder}`)).bytes })

@@ -22,6 +22,13 @@ export interface IndexedFile {
   readonly hashedAt: number
 }
 
+/** A file `get` put in place (`path`), from its part file (`part`, null when none is indexed). */
+export interface PlacedFile {
+  readonly path: string
+  readonly part: string | null
+  readonly f: IndexedFile
+}
+
 /** An interrupted download: `bytes` of the file whose whole hash is `hash` are in the part file. */
 export interface PartRecord {
   readonly hash: string
@@ -56,8 +63,8 @@ export interface FileIndex {
   setPart: (path: string, p: PartRecord) => void
   forgetPart: (path: string) => void
   parts: () => Array<{ path: string } & PartRecord>
-  /** A file put in place by `get`: its record, the hash it was fetched with, and no more part; at once. */
-  placed: (path: string, part: string | null, f: IndexedFile) => void
+  /** Files put in place by `get`: each one's record, the hash it was fetched with, and no more part; all at once (one transaction). */
+  placed: (files: readonly PlacedFile[]) => void
   close: () => void
 }
 
@@ -191,15 +198,13 @@ class SqliteIndex implements FileIndex {
     this.delPart.run(path)
   }
 
-  placed (path: string, part: string | null, f: IndexedFile): void {
-    this.placedTx(path, part, f)
-  }
-
-  private readonly placedTx = (path: string, part: string | null, f: IndexedFile): void => {
+  placed (files: readonly PlacedFile[]): void {
     this.db.transaction(() => {
-      this.setFile(path, f)
-      this.setFetched(path, f.hash)
-      if (part !== null) this.forgetPart(part)
+      for (const { path, part, f } of files) {
+        this.setFile(path, f)
+        this.setFetched(path, f.hash)
+        if (part !== null) this.forgetPart(part)
+      }
     })()
   }
 

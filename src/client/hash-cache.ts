@@ -3,7 +3,7 @@ import { realpathSync, type Stats } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { MAX_CHUNK } from '../../protocol/frame.ts'
-import { FileIndex, type IndexedFile, type PartRecord } from './file-index.ts'
+import { FileIndex, type IndexedFile, type PartRecord, type PlacedFile } from './file-index.ts'
 import { isInside } from './fs-safety.ts'
 
 const sameStat = (e: Omit<IndexedFile, 'hash' | 'hashedAt'>, s: Stats): boolean =>
@@ -92,15 +92,25 @@ export class HashCache {
     return relative(root, real).split(sep).join('/')
   }
 
+  /**
+   * The hash the index holds for the file at `path` (a real path) whose stat is
+   * `s`, when it can be trusted; undefined when the file must be read. Synchronous:
+   * a folder of unchanged files is checked without a promise per file.
+   */
+  known (path: string, s: Stats): { hash: string, size: number } | undefined {
+    const key = this.key(path)
+    const cached = key === null ? undefined : this.index.file(key)
+    if (cached === undefined || !sameStat(cached, s) || racy(cached)) return undefined
+    this.hits++
+    return { hash: cached.hash, size: cached.size }
+  }
+
   /** The hash of the regular file at `path` (absolute; give the real path). */
   async hash (path: string, known?: Stats): Promise<{ hash: string, size: number }> {
     const before = known ?? await stat(path)
+    const hit = this.known(path, before)
+    if (hit !== undefined) return hit
     const key = this.key(path)
-    const cached = key === null ? undefined : this.index.file(key)
-    if (cached !== undefined && sameStat(cached, before) && !racy(cached)) {
-      this.hits++
-      return { hash: cached.hash, size: cached.size }
-    }
     this.onRead?.(path)
     const hash = await this.sha256(path)
     this.hashed++
@@ -150,12 +160,19 @@ export class HashCache {
     if (key !== null) this.index.forgetFile(key)
   }
 
-  /** A file `get` just put in place at `real` from `part`: indexed (trusted, see `remember`), marked as fetched, its part forgotten; one transaction. */
-  placed (real: string, part: string, s: Stats, hash: string): void {
-    const key = this.key(real)
-    const partKey = this.key(part)
-    if (key === null) return
-    this.index.placed(key, partKey, recordOf(s, hash, Math.max(Date.now(), Math.max(s.mtimeMs, s.ctimeMs) + 2_000)))
+  /**
+   * Files `get` just put in place at `real` from `part`: indexed (trusted, see
+   * `remember`), marked as fetched, their parts forgotten; one transaction for
+   * them all (get records its files in batches, not one write per file).
+   */
+  placed (files: ReadonlyArray<{ real: string, part: string, s: Stats, hash: string }>): void {
+    const now = Date.now()
+    const records: PlacedFile[] = []
+    for (const { real, part, s, hash } of files) {
+      const key = this.key(real)
+      if (key !== null) records.push({ path: key, part: this.key(part), f: recordOf(s, hash, Math.max(now, Math.max(s.mtimeMs, s.ctimeMs) + 2_000)) })
+    }
+    if (records.length > 0) this.index.placed(records)
   }
 
   /** The hash `get` last put in place at `path` (a real path), if any. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import writeFileAtomic from 'write-file-atomic'
-import type { FileIndex, IndexedFile, PartRecord } from './file-index.ts'
+import type { FileIndex, IndexedFile, PartRecord, PlacedFile } from './file-index.ts'
 
 /** Writes are gathered and flushed at most this often (and on close). */
 const FLUSH_AFTER_MS = 1_000
@@ -49,10 +49,12 @@ export class JsonIndex implements FileIndex {
   forgetPart (path: string): void { delete this.data.parts[path]; this.changed() }
   parts (): Array<{ path: string } & PartRecord> { return Object.entries(this.data.parts).map(([path, p]) => ({ path, ...p })) }
 
-  placed (path: string, part: string | null, f: IndexedFile): void {
-    this.data.files[path] = f
-    this.data.fetched[path] = f.hash
-    if (part !== null) delete this.data.parts[part]
+  placed (files: readonly PlacedFile[]): void {
+    for (const { path, part, f } of files) {
+      this.data.files[path] = f
+      this.data.fetched[path] = f.hash
+      if (part !== null) delete this.data.parts[part]
+    }
     this.changed()
   }
 

@@ -96,12 +96,13 @@ export async function walkFolder (rootReal: string, dirReal: string, folderRel: 
       const full = join(real, d.name)
       const target = d.isSymbolicLink() ? realOrNullSync(full) : full
       if (target === null || !isInside(rootReal, target)) continue
-      let s: Stats
+      let s: Stats | undefined
       try {
-        s = statSync(target)
+        s = statSync(target, { throwIfNoEntry: false })
       } catch {
         continue
       }
+      if (s === undefined) continue
       if (s.isDirectory()) {
         if (visited.has(target) || rules.ignores(`${fromRoot(rel)}/`)) continue
         visited.add(target)
@@ -131,11 +132,14 @@ export async function buildManifest (root: string, folder: string, cache: HashCa
   const { rootReal, dirReal } = where
   const files = await walkFolder(rootReal, dirReal, folderRelOf(folder), IgnoreRules.load(rootReal))
 
-  let done = 0
-  const hashed = await mapLimit(files, HASH_CONCURRENCY, async (f) => {
-    const h = await cache.hash(f.real, f.stats).catch(() => null)
+  // Unchanged files are answered by the index at once; only the others are read, a few at a time.
+  const hashed: Array<{ hash: string, size: number } | null> = files.map((f) => cache.known(f.real, f.stats) ?? null)
+  const toRead = files.flatMap((f, i) => hashed[i] === null ? [i] : [])
+  let done = files.length - toRead.length
+  if (done > 0) onHashed?.(done, files.length)
+  await mapLimit(toRead, HASH_CONCURRENCY, async (i) => {
+    hashed[i] = await cache.hash(files[i].real, files[i].stats).catch(() => null)
     onHashed?.(++done, files.length)
-    return h
   })
   const manifest: Record<string, WireEntry> = {}
   const entries = new Map<string, ManifestEntry>()

@@ -1,4 +1,4 @@
-import { lstatSync, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, type Stats } from 'node:fs'
 import { stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { JsonValue } from '../../protocol/frame.ts'
@@ -87,11 +87,15 @@ export async function makePlan (o: {
     candidates.push({ rel, path: p.path, offered })
   }
   let checked = 0
-  const dirs = new Map<string, Promise<{ real: string, exists: boolean } | null>>()
-  const folderOf = (dir: string): Promise<{ real: string, exists: boolean } | null> => {
+  const dirs = new Map<string, Promise<Folder | null>>()
+  const folderOf = (dir: string): Promise<Folder | null> => {
     let known = dirs.get(dir)
     if (known === undefined) {
-      known = realTarget(o.rootReal, dir).then(async (real) => real === null ? null : { real, exists: await stat(real).then((s) => s.isDirectory(), () => false) })
+      known = realTarget(o.rootReal, dir).then(async (real) => {
+        if (real === null) return null
+        const exists = await stat(real).then((s) => s.isDirectory(), () => false)
+        return { real, exists, names: exists ? namesIn(real) : null }
+      })
       dirs.set(dir, known)
     }
     return known
@@ -124,36 +128,51 @@ export async function makePlan (o: {
   return { files, extra, failed }
 }
 
+/** A folder files land in: its real path, whether it exists, and the names in it (null when unknown). */
+interface Folder { readonly real: string, readonly exists: boolean, readonly names: ReadonlySet<string> | null }
+
+/** The names in a folder, read once per folder: a part file is looked for only where its name is listed. */
+function namesIn (dir: string): ReadonlySet<string> | null {
+  try {
+    return new Set(readdirSync(dir))
+  } catch {
+    return null
+  }
+}
+
 /** Synchronous, as in the walk (manifest.ts): a local lstat is far quicker than a trip through the thread pool. */
 function lstatOrNull (path: string): Stats | null {
   try {
-    return lstatSync(path)
+    // No exception for the usual "not there" (no part, a new file): thousands of them cost more than the lstats.
+    return lstatSync(path, { throwIfNoEntry: false }) ?? null
   } catch {
     return null
   }
 }
 
 /** Where `path` lands: its folder's real path (resolved once per folder) joined with its name; a symlink is followed only inside the root. */
-async function landing (rootReal: string, path: string, folder: { real: string, exists: boolean } | null): Promise<string | null> {
+async function landing (rootReal: string, path: string, folder: Folder | null): Promise<{ target: string, local: Stats | null } | null> {
   if (folder === null) return null
   const target = join(folder.real, basename(path))
-  if (!folder.exists) return target
+  // A folder that does not exist yet holds no file.
+  if (!folder.exists) return { target, local: null }
   const l = lstatOrNull(target)
-  if (l === null || !l.isSymbolicLink()) return target
-  return await realTarget(rootReal, target)
+  // Not a symlink: that lstat is the local file's (one lstat per file, not two).
+  if (l === null || !l.isSymbolicLink()) return { target, local: l }
+  const real = await realTarget(rootReal, target)
+  return real === null ? null : { target: real, local: lstatOrNull(real) }
 }
 
 async function planOne (rootReal: string, cache: HashCache, parts: ReadonlyMap<string, PartRecord>, rel: string, path: string, offered: Offered, tidy: boolean,
-  folder: { real: string, exists: boolean } | null): Promise<PlannedFile | string> {
-  const target = await landing(rootReal, path, folder)
-  if (target === null) return 'refused: the target lies outside the root (symlink)'
+  folder: Folder | null): Promise<PlannedFile | string> {
+  const landed = await landing(rootReal, path, folder)
+  if (landed === null) return 'refused: the target lies outside the root (symlink)'
+  const { target, local } = landed
   const part = partOf(target)
-  // A folder that does not exist yet holds no file and no part.
-  const local = folder?.exists === true ? lstatOrNull(target) : null
   let action: Action = 'new'
   if (local !== null) {
     if (!local.isFile()) return 'refused: something that is not a file is in the way'
-    const mine = await cache.hash(target, local).catch(() => null)
+    const mine = cache.known(target, local) ?? await cache.hash(target, local).catch(() => null)
     if (mine === null) action = 'conflict'
     else if (mine.hash === offered.hash) action = 'up to date'
     else action = cache.fetched(target) === mine.hash ? 'changed' : 'conflict'
@@ -161,7 +180,7 @@ async function planOne (rootReal: string, cache: HashCache, parts: ReadonlyMap<s
   let offset = 0
   const partKey = cache.key(part)
   const kept = partKey === null ? undefined : parts.get(partKey)
-  const partStat = folder?.exists === true ? lstatOrNull(part) : null
+  const partStat = folder?.exists === true && folder.names?.has(basename(part)) !== false ? lstatOrNull(part) : null
   const partSize = partStat?.isFile() === true ? partStat.size : -1
   if (action !== 'up to date' && kept?.hash === offered.hash && partSize > 0 && (offered.size === undefined || partSize <= offered.size)) {
     offset = partSize

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import type { Stats } from 'node:fs'
 import { lstat, mkdir, open, realpath, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, relative, sep } from 'node:path'
 import type { ErrorCode } from '../../protocol/errors.ts'
@@ -85,6 +86,12 @@ export class GetError extends RequestError {
 const RECORD_PARTS_FROM = 1024 * 1024
 /** Files put in place at the same time (while the next ones arrive). */
 const MAX_PLACING = 16
+/**
+ * Files put in place are recorded in the index this many at a time (one
+ * transaction), and at the end of the get. A crash loses at most these records:
+ * the files are in place, and the next get hashes them again.
+ */
+const RECORD_PLACED_EVERY = 64
 /** Progress for bytes is reported at most this often; phases and file ends always are. */
 const PROGRESS_EVERY_MS = 100
 
@@ -100,7 +107,11 @@ const emptyResult = (): GetResult => ({ files: 0, bytes: 0, failed: [], skipped:
  */
 export async function take (ch: Channel, o: TakeOptions): Promise<GetResult> {
   const t = new Take(ch, o)
-  return await t.run()
+  try {
+    return await t.run()
+  } finally {
+    t.recordPlaced()
+  }
 }
 
 class Take {
@@ -124,8 +135,21 @@ class Take {
   private answers: Promise<void> = Promise.resolve()
   private unanswered = 0
   private relayEnded = false
+  /** Files in place whose index records are not written yet (see RECORD_PLACED_EVERY). */
+  private placed: Array<{ real: string, part: string, s: Stats, hash: string }> = []
 
   constructor (private readonly ch: Channel, private readonly o: TakeOptions) {}
+
+  /** Writes the index records of the files put in place so far (one transaction). */
+  recordPlaced (): void {
+    const batch = this.placed
+    this.placed = []
+    try {
+      this.o.cache.placed(batch)
+    } catch {
+      // The index is a cache: a record it could not keep only costs a hash at the next get.
+    }
+  }
 
   private result (): GetResult {
     return {
@@ -398,7 +422,8 @@ class Take {
         return 'refused: something that is not a file is in the way'
       }
       await rename(w.part, real)
-      this.o.cache.placed(real, w.part, await stat(real), digest)
+      this.placed.push({ real, part: w.part, s: await stat(real), hash: digest })
+      if (this.placed.length >= RECORD_PLACED_EVERY) this.recordPlaced()
       return null
     } catch (err) {
       return `cannot put in place: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`

@@ -93,6 +93,30 @@ describe.each(['sqlite', 'json'] as const)('index in %s against the file system 
     }), { numRuns: 40 })
   })
 
+  it('records every file a get put in place, in batches, before the get resolves (more files than one batch)', async () => {
+    await scene.start()
+    const giverRoot = await scene.dir()
+    const takerRoot = await scene.dir()
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 150; i++) files[`shot/d${i % 3}/f${i}.txt`] = `content ${i}`
+    await writeTree(giverRoot, files)
+    const g = await scene.client('gina', { root: giverRoot })
+    const t = await scene.client('tom', { root: takerRoot, hashCache: new HashCache(takerRoot, { store }) })
+    expect(await t.get(g.userId, '/shot')).toMatchObject({ files: 150, failed: [] })
+    await t.close()
+    t.hashCache.close()
+    // After a restart, every file is known with the hash it was fetched with: nothing is read again.
+    const reads: string[] = []
+    const again = new HashCache(takerRoot, { store, onRead: (p) => reads.push(p) })
+    for (const [rel, content] of Object.entries(files)) {
+      const real = join(again.root, rel)
+      expect(again.index.fetched(rel)).toBe(sha256(content))
+      expect((await again.hash(real)).hash).toBe(sha256(content))
+    }
+    expect(reads).toEqual([])
+    again.close()
+  })
+
   it('a file hashed long after its last change is answered from the index after a restart', async () => {
     const root = await scene.dir()
     await writeTree(root, { 'a.bin': 'abc' })
@@ -106,5 +130,35 @@ describe.each(['sqlite', 'json'] as const)('index in %s against the file system 
     expect((await second.hash(real)).hash).toBe(sha256('abc'))
     expect({ hashed: second.hashed, hits: second.hits }).toEqual({ hashed: 0, hits: 1 })
     second.close()
+  })
+
+  it('known: the index\'s hash without reading, only for a file whose stat is the one hashed and not racy', async () => {
+    const root = await scene.dir()
+    await writeTree(root, { 'old.bin': 'abc', 'fresh.bin': 'new' })
+    await age(root, ['old.bin'])
+    const reads: string[] = []
+    const cache = new HashCache(root, { store, onRead: (p) => reads.push(p) })
+    const old = join(root, 'old.bin')
+    const fresh = join(root, 'fresh.bin')
+    // Last changed "later than" it is hashed (a clock ahead, or a change in the same instant): racy, whatever the machine's speed.
+    const ahead = new Date(Date.now() + 600_000)
+    await utimes(fresh, ahead, ahead)
+    expect(cache.known(old, await stat(old))).toBeUndefined() // never hashed
+    await cache.hash(old)
+    await cache.hash(fresh)
+    expect(cache.known(old, await stat(old))).toEqual({ hash: sha256('abc'), size: 3 })
+    // It could change again unseen: read again.
+    expect(cache.known(fresh, await stat(fresh))).toBeUndefined()
+    await writeFile(old, 'xyz')
+    await age(root, ['old.bin'])
+    expect(cache.known(old, await stat(old))).toBeUndefined() // another stat: read again
+    expect(reads).toHaveLength(2)
+    // buildManifest answers from the index, reports progress up to the total, and reads only what changed.
+    const progress: number[] = []
+    const built = await buildManifest(root, '/', cache, (done, total) => { expect(total).toBe(2); progress.push(done) })
+    expect(built.manifest['old.bin'].hash).toBe(sha256('xyz'))
+    expect(progress.at(-1)).toBe(2)
+    expect(reads.slice(2).sort()).toEqual([fresh, old].sort())
+    cache.close()
   })
 })

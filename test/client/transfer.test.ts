@@ -108,6 +108,19 @@ describe('resume', () => {
     expect(await listTree(join(takerRoot, 'shot'))).toEqual(['other.txt'])
   })
 
+  it('an unrecorded part beside a file already here, or beside a new file, is removed by the next get', async () => {
+    await scene.start()
+    const takerRoot = await scene.dir()
+    const giverRoot = await scene.dir()
+    await writeTree(giverRoot, { 'shot/same.txt': 'same', 'shot/new.txt': 'new' })
+    const g = await scene.client('gina', { root: giverRoot })
+    const t = await scene.client('tom', { root: takerRoot })
+    await writeTree(takerRoot, { 'shot/same.txt': 'same', 'shot/.same.txt.vcmu-part': 'sa', 'shot/.new.txt.vcmu-part': 'ne' })
+    expect(await t.get(g.userId, '/shot')).toMatchObject({ files: 1, skipped: 1, resumed: 0, failed: [] })
+    expect(await listTree(join(takerRoot, 'shot'))).toEqual(['new.txt', 'same.txt'])
+    expect(await readFile(join(takerRoot, 'shot/new.txt'), 'utf8')).toBe('new')
+  })
+
   it('the giver answers an offset with the whole file when its file changed after the manifest', async () => {
     await scene.start()
     const giverRoot = await scene.dir()
