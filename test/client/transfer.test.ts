@@ -290,7 +290,15 @@ describe('a busy giver', () => {
     const second = await scene.client('tom')
     let settled = false
     const got = second.get(g.userId, '/shot').finally(() => { settled = true })
-    await new Promise((resolve) => setTimeout(resolve, 1_200))
+    const relays = (): number => scene.server.coordinator.getSnapshot().context.relays.size
+    while (relays() < 2) await new Promise((resolve) => setImmediate(resolve))
+    // A control pair asked after tom, whose giver holds its turn in silence: its relay timeout running out
+    // proves a whole timeout has passed since tom asked; tom must still be waiting, not failed.
+    const silent = await raw('silent-giver')
+    const control = await raw('control-taker')
+    control.send(['get', silent.userId, '/x'])
+    const timedOut = await control.recv(20_000)
+    expect(Array.isArray(timedOut) && timedOut[0] === 'error' && timedOut[1] === 'relay_timeout').toBe(true)
     expect(settled).toBe(false)
     first.send([])
     expect(await first.recv()).toBe('yours')
