@@ -103,18 +103,23 @@ export async function joinPair (port: number): Promise<{ g: Peer, t: Peer }> {
   return { g, t }
 }
 
+/** T asks G for /bench, whose manifest is the one file `big.bin`, and wants it: the relay is ready for its bytes. */
+export async function openBigFileRelay (g: Peer, t: Peer): Promise<void> {
+  t.send(['get', g.userId, '/bench'])
+  await g.passUntilGive()
+  g.send({ 'big.bin': 'sha' })
+  await t.expect({ 'big.bin': 'sha' })
+  t.send(['big.bin'])
+  await g.expect(['big.bin'])
+}
+
 /** One relay through a freshly started server: its first. */
 export async function coldRelay (style: PeerStyle, src: Source, o: { entry?: string, env?: Record<string, string>, around?: (server: Listening, phase: 'start' | 'end') => Promise<void> } = {}): Promise<RelayRun> {
   const server = await startServer([], o)
   try {
     const { g, t } = await joinPair(server.port)
     try {
-      t.send(['get', g.userId, '/bench'])
-      await g.passUntilGive()
-      g.send({ 'big.bin': 'sha' })
-      await t.expect({ 'big.bin': 'sha' })
-      t.send(['big.bin'])
-      await g.expect(['big.bin'])
+      await openBigFileRelay(g, t)
       await o.around?.(server, 'start')
       return await measure(server, style, src, g, t, async () => {
         await o.around?.(server, 'end')

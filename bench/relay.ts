@@ -29,7 +29,7 @@ import { once } from 'node:events'
 import { isMain, markdownTable, type Row } from './run.ts'
 import { MiB, Peer, within, writeBigFile, writeSmallFiles } from './relay-clients.ts'
 import { sampleRss, startNode, startScriptArgs, type Child } from './processes.ts'
-import { joinPair } from './relay-targets.ts'
+import { joinPair, openBigFileRelay } from './relay-targets.ts'
 
 const BIG = 2 * 1024 * MiB
 const SMALL_FILES = 10_000
@@ -57,12 +57,7 @@ function lastByte (t: Peer, size: number, onDone?: () => void): Promise<number> 
 async function viaServer (server: Child, port: number, payload: Buffer): Promise<Transfer> {
   const { g, t } = await joinPair(port)
   try {
-    t.send(['get', g.userId, '/bench'])
-    await g.passUntilGive()
-    g.send({ 'big.bin': 'sha' })
-    await t.expect({ 'big.bin': 'sha' })
-    t.send(['big.bin'])
-    await g.expect(['big.bin'])
+    await openBigFileRelay(g, t)
     const rss0 = server.rss()
     const cpu0 = server.cpuSeconds()
     const sampler = sampleRss(server)
