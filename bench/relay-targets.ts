@@ -137,14 +137,25 @@ export async function coldRelay (style: PeerStyle, src: Source, o: { entry?: str
   }
 }
 
-/** The same framed stream through a freshly started bare forwarder. */
-export async function forwarderRelay (style: PeerStyle, src: Source): Promise<RelayRun> {
+/** A freshly started bare forwarder (`src.pipe(dst)`) and a giver and taker peer connected through it. */
+export async function startForwarderPair (): Promise<{ fwd: Child, g: Peer, t: Peer }> {
   const fwd = startNode(['--import', 'tsx', 'bench/forwarder.ts', '--hwm', String(MiB)])
   try {
     const m = await fwd.match(/forwarding (\d+) (\d+)/)
     const t = await Peer.connect(Number(m[2]))
     const g = await Peer.connect(Number(m[1]))
     await new Promise((resolve) => setTimeout(resolve, 50)) // both accepted, the pipe is set up
+    return { fwd, g, t }
+  } catch (err) {
+    await fwd.stop()
+    throw err
+  }
+}
+
+/** The same framed stream through a freshly started bare forwarder. */
+export async function forwarderRelay (style: PeerStyle, src: Source): Promise<RelayRun> {
+  const { fwd, g, t } = await startForwarderPair()
+  try {
     try {
       return await measure(fwd, style, src, g, t, async () => {})
     } finally {

@@ -29,7 +29,7 @@ import { once } from 'node:events'
 import { isMain, markdownTable, type Row } from './run.ts'
 import { MiB, Peer, within, writeBigFile, writeSmallFiles } from './relay-clients.ts'
 import { sampleRss, startNode, startScriptArgs, type Child } from './processes.ts'
-import { joinPair, openBigFileRelay } from './relay-targets.ts'
+import { joinPair, openBigFileRelay, startForwarderPair } from './relay-targets.ts'
 
 const BIG = 2 * 1024 * MiB
 const SMALL_FILES = 10_000
@@ -80,12 +80,8 @@ async function viaServer (server: Child, port: number, payload: Buffer): Promise
 
 /** (b): the same frames through `src.pipe(dst)` in a child. */
 async function viaForwarder (payload: Buffer): Promise<Transfer> {
-  const fwd = startNode(['--import', 'tsx', 'bench/forwarder.ts', '--hwm', String(MiB)])
+  const { fwd, g, t } = await startForwarderPair()
   try {
-    const m = await fwd.match(/forwarding (\d+) (\d+)/)
-    const t = await Peer.connect(Number(m[2]))
-    const g = await Peer.connect(Number(m[1]))
-    await new Promise((resolve) => setTimeout(resolve, 50)) // both accepted, the pipe is set up
     const rss0 = fwd.rss()
     const cpu0 = fwd.cpuSeconds()
     const sampler = sampleRss(fwd)
