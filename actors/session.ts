@@ -9,7 +9,7 @@ import {
 import type { CoordinatorReply, ExchangeOrigin } from './coordinator.ts'
 import { enqueueNotification, withdrawServe, type Notification, type NotificationKind } from './notifications.ts'
 import type { FramePort } from './ports.ts'
-import { IdleClock, idleClock } from './idle-clock.ts'
+import { SessionClock, sessionClock, type SessionClockEvent } from './session-clock.ts'
 
 /**
  * Tag of the states that take the client's next frame (§4: frames are read
@@ -45,8 +45,8 @@ export interface SessionContext extends SessionInput {
   readonly deliverable: number
   readonly relayId: number | null
   readonly closeReason: string
-  /** §4 idle limit: runs while the server waits on the client (see waitsOnClient). */
-  readonly idleClock: IdleClock
+  /** §4 idle limit (runs while the server waits on the client, see waitsOnClient) and turn hold. */
+  readonly clock: SessionClock
 }
 
 /** §4 requests, raised once a frame from the client holding the turn has been parsed. */
@@ -74,7 +74,7 @@ export type SessionEvent =
   | { type: 'protocol.violation', detail: string }
   | { type: 'socket.closed', reason: string }
   | { type: 'server.shutdown' }
-  | { type: 'idle.limit' }
+  | SessionClockEvent
   | CoordinatorReply
 
 export type SessionEmitted = { type: 'log', line: string }
@@ -91,6 +91,13 @@ const shareKeyOf = (v: JsonValue): object | undefined => (typeof v === 'object' 
 const toRequestEvent = (r: Request): RequestEvent => ({ ...r, type: `request.${r.type}` }) as RequestEvent
 const frameValue = (event: SessionEvent): JsonValue | undefined => (event.type === 'frame' ? event.value : undefined)
 const isString = (v: unknown): v is string => typeof v === 'string'
+const isPlain = (n: Notification | undefined): boolean => n?.kind === 'users' || n?.kind === 'at' || n?.kind === 'message'
+/** §4 deliveries that need no answer: the `users` signal, an `at` report, the chat history. */
+function sendPlain (port: FramePort, n: Notification | undefined): void {
+  if (n?.kind === 'users') port.sendJson('users')
+  else if (n?.kind === 'at') port.sendJson([n.from, 'at', n.path, n.timestamp])
+  else if (n?.kind === 'message') port.sendJson(['messages', n.history], n.history)
+}
 
 export const sessionSetup = setup({
   types: {
@@ -99,10 +106,7 @@ export const sessionSetup = setup({
     input: {} as SessionInput,
     emitted: {} as SessionEmitted
   },
-  actors: { idleClock },
-  delays: {
-    turnHold: ({ context }) => context.turnHoldMs
-  },
+  actors: { sessionClock },
   guards: {
     isValidUsername: ({ event }) => validateUsername(frameValue(event)).ok,
     answerIsNotString: ({ event }) => !isString(frameValue(event)),
@@ -110,6 +114,13 @@ export const sessionSetup = setup({
     secretRequired: ({ context }) => context.secret !== undefined,
     isWrongSecret: ({ context, event }) => frameValue(event) !== context.secret,
     nothingToDeliver: ({ context }) => context.deliverable === 0,
+    /** What is left to deliver needs no answer from the client: it all goes out in this step. */
+    onlyPlainDeliveriesLeft: ({ context }) => {
+      for (let i = 0; i < context.deliverable; i++) if (!isPlain(context.pending[i])) return false
+      return true
+    },
+    /** News that needs no answer (users, at, messages). */
+    isPlainNews: ({ event }) => event.type === 'notify' && isPlain(event.notification),
     /** §4: the request is a pass (`"yours"`); anything else is parsed and raised. */
     isPass: ({ event }) => frameValue(event) === 'yours',
     isPassWithNews: ({ context, event }) => frameValue(event) === 'yours' && context.pending.length > 0,
@@ -122,8 +133,10 @@ export const sessionSetup = setup({
   actions: {
     say: ({ context }, params: { signal: ServerSignal }) => context.port.sendJson(params.signal),
     sendYours: ({ context }) => context.port.sendJson('yours'),
-    startIdleClock: ({ context }) => context.idleClock.start(),
-    stopIdleClock: ({ context }) => context.idleClock.stop(),
+    startIdleClock: ({ context }) => context.clock.startIdle(),
+    stopIdleClock: ({ context }) => context.clock.stopIdle(),
+    startTurnHold: ({ context }) => context.clock.startHold(),
+    stopTurnHold: ({ context }) => context.clock.stopHold(),
     /** §4: the frame that ended a held pass is the next request, taken where requests are. */
     takeFrameAgain: enqueueActions(({ event, enqueue }) => { if (event.type === 'frame') enqueue.raise(event) }),
     sendError: ({ context }, params: { code: ErrorCode, detail: string }) => context.port.sendJson(errorMessage(params.code, params.detail)),
@@ -202,16 +215,22 @@ export const sessionSetup = setup({
       return { pending: withdrawServe(context.pending, event.relayId), deliverable: context.deliverable - (index < context.deliverable ? 1 : 0) }
     }),
     markDeliverable: assign({ deliverable: ({ context }) => context.pending.length }),
+    /** News during a held pass that needs an answer: queued and deliverable now (one context update). */
+    enqueueDeliverable: assign(({ context, event }) => {
+      const pending = event.type === 'notify' ? enqueueNotification(context.pending, event.notification) : context.pending
+      return { pending, deliverable: pending.length }
+    }),
     dropDelivered: assign({ pending: ({ context }) => context.pending.slice(1), deliverable: ({ context }) => context.deliverable - 1 }),
+    /** News during a held pass that needs no answer goes out as it comes (nothing else is pending in a hold). */
+    sendPlainNews: ({ context, event }) => { if (event.type === 'notify') sendPlain(context.port, event.notification) },
+    /** Sends every deliverable notification that needs no answer (users, at, messages), in order. */
+    sendPlainDeliveries: ({ context }) => {
+      for (let i = 0; i < context.deliverable; i++) sendPlain(context.port, context.pending[i])
+    },
+    dropAllDelivered: assign(({ context }) => ({ pending: context.pending.slice(context.deliverable), deliverable: 0 })),
     sendUsersSignal: ({ context }) => context.port.sendJson('users'),
-    sendAt: ({ context }) => {
-      const n = context.pending[0]
-      if (n?.kind === 'at') context.port.sendJson([n.from, 'at', n.path, n.timestamp])
-    },
-    sendMessages: ({ context }) => {
-      const n = context.pending[0]
-      if (n?.kind === 'message') context.port.sendJson(['messages', n.history], n.history)
-    },
+    sendAt: ({ context }) => { if (context.pending[0]?.kind === 'at') sendPlain(context.port, context.pending[0]) },
+    sendMessages: ({ context }) => { if (context.pending[0]?.kind === 'message') sendPlain(context.port, context.pending[0]) },
     // §5: the relay timeout counts only while a giver holds its turn; said only while a serve is pending for it.
     tellCoordinatorTurnHeldIfServePending: enqueueActions(({ context, enqueue }) => {
       if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.held', userId: context.userId })
@@ -292,9 +311,9 @@ const deliver = (kind: NotificationKind) => ({ type: 'nextDeliveryIs', params: {
 export const sessionMachine = sessionSetup.createMachine({
   id: 'session',
   context: ({ input }) => ({
-    ...input, username: null, joined: false, pending: [], deliverable: 0, relayId: null, closeReason: '', idleClock: new IdleClock()
+    ...input, username: null, joined: false, pending: [], deliverable: 0, relayId: null, closeReason: '', clock: new SessionClock()
   }),
-  invoke: { src: 'idleClock', input: ({ context }) => ({ clock: context.idleClock, limitMs: context.idleLimitMs }) },
+  invoke: { src: 'sessionClock', input: ({ context }) => ({ clock: context.clock, idleLimitMs: context.idleLimitMs, turnHoldMs: context.turnHoldMs }) },
   initial: 'handshake',
   on: {
     'frame.binary': { target: '.closed', actions: ['refuseBinary', { type: 'noteCloseReason', params: { reason: 'binary frame outside a relay' } }] },
@@ -401,9 +420,15 @@ export const sessionMachine = sessionSetup.createMachine({
         },
         holding: {
           tags: READS_FRAME,
-          after: { turnHold: { target: 'clientHolds', actions: 'sendYours' } },
+          entry: 'startTurnHold',
+          exit: 'stopTurnHold',
           on: {
-            notify: { target: 'delivering', actions: ['enqueueNotification', 'markDeliverable'] },
+            'turn.hold.over': { target: 'clientHolds', actions: 'sendYours' },
+            // §4: what arrives meanwhile is delivered at once, then "yours".
+            notify: [
+              { guard: 'isPlainNews', target: 'clientHolds', actions: ['sendPlainNews', 'sendYours'] },
+              { target: 'delivering', actions: 'enqueueDeliverable' }
+            ],
             // §4: a frame ends the hold: "yours" at once, and the frame is the next request.
             frame: { target: 'clientHolds', actions: ['sendYours', 'takeFrameAgain'] }
           }
@@ -414,6 +439,8 @@ export const sessionMachine = sessionSetup.createMachine({
             next: {
               always: [
                 { guard: 'nothingToDeliver', target: '#session.turnTaking.clientHolds', actions: 'sendYours' },
+                // The common case (news of users, at, messages): all of it and "yours" in one step.
+                { guard: 'onlyPlainDeliveriesLeft', target: '#session.turnTaking.clientHolds', actions: ['sendPlainDeliveries', 'dropAllDelivered', 'sendYours'] },
                 { guard: deliver('users'), target: 'next', reenter: true, actions: ['sendUsersSignal', 'dropDelivered'] },
                 { guard: deliver('at'), target: 'next', reenter: true, actions: ['sendAt', 'dropDelivered'] },
                 { guard: deliver('message'), target: 'next', reenter: true, actions: ['sendMessages', 'dropDelivered'] },

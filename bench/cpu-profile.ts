@@ -6,6 +6,7 @@
  *
  *   npx tsx bench/cpu-profile.ts passes [--clients 1]   # clients passing, turn hold 0, 5 s
  *   npx tsx bench/cpu-profile.ts idle                   # 1,000 clients at the default turn hold, 5 s
+ *   npx tsx bench/cpu-profile.ts broadcast              # 1,000 clients in held passes, 40 chat broadcasts
  *   npx tsx bench/cpu-profile.ts relay                  # a cold server's first relay of 1 GiB (count peers), its streaming
  *
  * The .cpuprofile file stays in a temp dir (printed) for a closer look.
@@ -17,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { isMain } from './run.ts'
 import { sleep, startServer, type Listening } from './processes.ts'
 import { coldRelay, prepareSource, removeSource } from './relay-targets.ts'
-import { joinTurnClients } from './turn-targets.ts'
+import { broadcasts, joinTurnClients } from './turn-targets.ts'
 
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, hitCount?: number }
 interface Profile { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[] }
@@ -84,14 +85,15 @@ async function profileOf (scenario: string, clients: number): Promise<{ dir: str
       await removeSource(src)
     }
   } else {
-    const idle = scenario === 'idle'
+    const idle = scenario === 'idle' || scenario === 'broadcast'
     const server = await startServer(idle ? ['--max-connections', '1100'] : ['--turn-hold', '0'], o)
     try {
       const cs = await joinTurnClients(server.port, idle ? 1_000 : clients)
       for (const c of cs) c.start()
       await sleep(2_000) // warm, settled
       await toggle(server, 'started')
-      await sleep(5_000)
+      if (scenario === 'broadcast') await broadcasts(server, cs, 40)
+      else await sleep(5_000)
       await toggle(server, 'written')
       await Promise.all(cs.map(async (c) => await c.stop()))
       for (const c of cs) c.close()

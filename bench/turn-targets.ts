@@ -162,41 +162,51 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
     const idlePassesPerS = (clients.reduce((n, c) => n + c.passes, 0) - passes0) / seconds
 
     // Broadcast: the sender stops passing; everyone else sits in held passes.
-    const [sender, ...listeners] = clients
-    await sender.stop()
-    const deliveries: number[] = []
-    let cpuInBroadcasts = 0
-    for (let i = 0; i < BROADCASTS; i++) {
-      await sleep(100 + (i % 5) * 17) // not in step with the turn hold
-      let received = 0
-      let t = 0
-      const all = new Promise<void>((resolve) => {
-        for (const l of listeners) {
-          l.onMessages = () => {
-            deliveries.push(performance.now() - t)
-            l.onMessages = null
-            if (++received === listeners.length) resolve()
-          }
-        }
-      })
-      const answered = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
-      const cpuBefore = server.cpuSeconds()
-      t = performance.now()
-      sender.send(['message', `broadcast ${i}`])
-      await all
-      await answered
-      cpuInBroadcasts += server.cpuSeconds() - cpuBefore
-      // Its own messages notification: take it, then hold the turn again.
-      const again = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
-      sender.send('yours')
-      await again
-    }
+    const { deliveries, serverSeconds } = await broadcasts(server, clients, BROADCASTS)
     for (const c of clients) c.close()
     deliveries.sort((a, b) => a - b)
-    return { turnHoldMs, idleCores, idlePassesPerS, rssPerConnection: (rss1 - rss0) / IDLE_CLIENTS, deliveries, cpuPerBroadcastMs: cpuInBroadcasts / BROADCASTS * 1000 }
+    return { turnHoldMs, idleCores, idlePassesPerS, rssPerConnection: (rss1 - rss0) / IDLE_CLIENTS, deliveries, cpuPerBroadcastMs: serverSeconds / BROADCASTS * 1000 }
   } finally {
     await server.stop()
   }
+}
+
+/**
+ * `count` broadcasts: the first client stops passing and sends a `message`
+ * while every other one sits in a held pass; ms from each send to each other
+ * client's receipt of `["messages", …]`, and the server CPU spent on them.
+ */
+export async function broadcasts (server: Listening, clients: readonly TurnClient[], count: number): Promise<{ deliveries: number[], serverSeconds: number }> {
+  const [sender, ...listeners] = clients
+  await sender.stop()
+  const deliveries: number[] = []
+  let serverSeconds = 0
+  for (let i = 0; i < count; i++) {
+    await sleep(100 + (i % 5) * 17) // not in step with the turn hold
+    let received = 0
+    let t = 0
+    const all = new Promise<void>((resolve) => {
+      for (const l of listeners) {
+        l.onMessages = () => {
+          deliveries.push(performance.now() - t)
+          l.onMessages = null
+          if (++received === listeners.length) resolve()
+        }
+      }
+    })
+    const answered = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
+    const cpuBefore = server.cpuSeconds()
+    t = performance.now()
+    sender.send(['message', `broadcast ${i}`])
+    await all
+    await answered
+    serverSeconds += server.cpuSeconds() - cpuBefore
+    // Its own messages notification: take it, then hold the turn again.
+    const again = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
+    sender.send('yours')
+    await again
+  }
+  return { deliveries, serverSeconds }
 }
 
 export { percentile }
