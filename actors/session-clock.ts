@@ -1,27 +1,28 @@
 import { fromCallback, type EventObject } from 'xstate'
 
 /**
- * The session's two §4 clocks, on one actor with two Node timers made once
- * per connection:
+ * The session's two §4 clocks, on one actor per connection:
  *  - the idle limit: a state where the server waits on its client starts it
- *    on entry (a timestamp) and stops it on exit; its timer, armed for the
- *    limit, either reports `idle.limit` when it fires (the session has waited
- *    that long) or re-arms itself for what is left;
- *  - the turn hold: `holding` starts it on entry and stops it on exit; each
- *    start re-arms the one hold timer (`refresh()`), which tells the session
- *    `turn.hold.over` when it fires during a hold.
- * So a pass costs a timestamp and a timer refresh, not a delayed event
- * booked, keyed and unbooked in the system's scheduler every time the turn
- * comes back (with 1,000 idle clients, that was the largest cost after the
- * socket writes), and one child actor per session, not two.
+ *    on entry (a timestamp) and stops it on exit; the actor's one timer,
+ *    armed for the limit, either reports `idle.limit` when it fires (the
+ *    session has waited that long) or re-arms itself for what is left;
+ *  - the turn hold: `holding` starts it on entry and stops it on exit; the
+ *    session is told `turn.hold.over` when the hold has lasted the turn hold
+ *    (or at most one tick of HOLD_TICK_MS less: §4 holds "up to" it).
+ * So a pass costs a timestamp and a place in a shared list, not a delayed
+ * event booked, keyed and unbooked in the system's scheduler every time the
+ * turn comes back.
  */
 export class SessionClock {
   /** performance.now() when the current wait on the client began. */
   waitingSince = 0
   waiting = false
+  /** Counts holds, so that a hold timer of an earlier hold finds it is not the current one. */
+  hold = 0
   holding = false
-  /** Set by the actor: re-arms the hold timer for a full turn hold from now. */
-  rearmHold: () => void = () => {}
+  /** Set by the actor: tells the session that hold number `hold` is over. */
+  holdOver: (hold: number) => void = () => {}
+  turnHoldMs = 0
 
   startIdle (): void {
     this.waitingSince = performance.now()
@@ -32,11 +33,45 @@ export class SessionClock {
 
   startHold (): void {
     this.holding = true
-    this.rearmHold()
+    holdTimers.add(this, ++this.hold, this.turnHoldMs)
   }
 
   stopHold (): void { this.holding = false }
 }
+
+/**
+ * Hold expiries of every session, in ticks of HOLD_TICK_MS: one timer per
+ * tick for all the holds that end in it, not one timer per session. With
+ * 1,000 idle clients passing at their own moments, a tick's "yours" go out
+ * together and their passes come back together, one event-loop wake-up for
+ * many instead of one each (a wake-up costs more than the pass itself).
+ */
+const HOLD_TICK_MS = 50
+
+class HoldTimers {
+  private readonly ticks = new Map<number, Array<{ clock: SessionClock, hold: number }>>()
+
+  add (clock: SessionClock, hold: number, holdMs: number): void {
+    const tickMs = Math.min(HOLD_TICK_MS, holdMs / 4)
+    // Rounded down: the hold ends at the latest after holdMs, at the earliest one tick sooner.
+    const tick = Math.floor((performance.now() + holdMs) / tickMs) * tickMs
+    let due = this.ticks.get(tick)
+    if (due === undefined) {
+      due = []
+      this.ticks.set(tick, due)
+      setTimeout(() => this.fire(tick), Math.max(0, tick - performance.now())).unref()
+    }
+    due.push({ clock, hold })
+  }
+
+  private fire (tick: number): void {
+    const due = this.ticks.get(tick) ?? []
+    this.ticks.delete(tick)
+    for (const { clock, hold } of due) if (clock.holding && clock.hold === hold) clock.holdOver(hold)
+  }
+}
+
+const holdTimers = new HoldTimers()
 
 export interface SessionClockInput {
   readonly clock: SessionClock
@@ -57,17 +92,14 @@ export const sessionClock = fromCallback<EventObject, SessionClockInput>(({ inpu
   }
   let idleTimer = setTimeout(idle, idleLimitMs)
   idleTimer.unref()
-  // refresh() restarts the timer from now, so it fires only a full hold after the latest start.
-  const holdTimer = setTimeout(() => {
-    if (!clock.holding) return
+  clock.turnHoldMs = turnHoldMs
+  clock.holdOver = () => {
     clock.holding = false
     sendBack({ type: 'turn.hold.over' } satisfies SessionClockEvent)
-  }, Math.max(1, turnHoldMs))
-  holdTimer.unref()
-  clock.rearmHold = () => { holdTimer.refresh() }
+  }
   return () => {
-    clock.rearmHold = () => {}
+    clock.holdOver = () => {}
+    clock.holding = false
     clearTimeout(idleTimer)
-    clearTimeout(holdTimer)
   }
 })

@@ -27,6 +27,7 @@ const YOURS = encodeJson('yours')
 const WARM_MS = 1_000
 const MEASURE_MS = 3_000
 const IDLE_CLIENTS = 1_000
+/** At least this long, and a whole number of turn holds (each client then passes the same number of times in it). */
 const IDLE_MEASURE_MS = 5_000
 const BROADCASTS = 20
 
@@ -156,13 +157,18 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
     await sleep(500)
     const rss0 = server.rss()
     const clients = await joinTurnClients(server.port, IDLE_CLIENTS)
-    for (const c of clients) { c.deferRepass = true; c.start() }
+    // Each client starts passing at its own moment of one turn hold, as clients that joined at
+    // different times do: not all 1,000 passes in one burst every hold.
+    for (const [i, c] of clients.entries()) {
+      c.deferRepass = true
+      setTimeout(() => c.start(), i * turnHoldMs / clients.length)
+    }
     await sleep(2 * WARM_MS + 2 * turnHoldMs)
     const rss1 = server.rss()
     const passes0 = clients.reduce((n, c) => n + c.passes, 0)
     const cpu0 = server.cpuSeconds()
     const t0 = performance.now()
-    await sleep(IDLE_MEASURE_MS)
+    await sleep(Math.ceil(IDLE_MEASURE_MS / turnHoldMs) * turnHoldMs)
     const seconds = (performance.now() - t0) / 1000
     const idleCores = (server.cpuSeconds() - cpu0) / seconds
     const idlePassesPerS = (clients.reduce((n, c) => n + c.passes, 0) - passes0) / seconds
