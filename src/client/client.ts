@@ -63,19 +63,21 @@ export interface ConnectOptions {
   idlePassIntervalMs?: number
   /**
    * Keep the turn while idle instead of passing it (default false): requests
-   * then go out at once, never waiting for the end of a held pass (up to the
-   * server's turn hold), but notifications and gives wait until the next
-   * request. For short-lived clients that only make requests (the CLI's
-   * users, say, at, get). The turn is still passed every 30 s (the server's
-   * idle limit is 120 s by default).
+   * then go out at once with no pass in the way at all, but notifications and
+   * gives wait until the next request. For short-lived clients that only make
+   * requests (the CLI's users, say, at, get): unlike `sendDuringHeldPass`, no
+   * news can race their requests. The turn is still passed every 30 s (the
+   * server's idle limit is 120 s by default).
    */
   holdTurnWhenIdle?: boolean
   /**
    * Send a request at once when the app makes it during a held pass (the
-   * client passed and the server holds its `"yours"`), instead of waiting
-   * for the end of the hold (default true). §4 rev 2: a frame ends a held
-   * pass. See docs/client.md, "Requests during a held pass", for the race
-   * with news that needs an answer and how the client recovers from it.
+   * client passed and has received nothing since: the server may hold its
+   * `"yours"` for its turn hold), instead of waiting for the end of the hold
+   * (§4 rev 2: a frame ends a held pass). Default: true with revision 2,
+   * false with 1. See docs/client.md, "Requests during a held pass", for the
+   * race with news that needs an answer, how the client recovers from it,
+   * and the one case today's server does not recover from (a give).
    */
   sendDuringHeldPass?: boolean
   /** Connecting plus handshake plus initial sync, in ms (default 10 000). */
@@ -296,7 +298,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     this.ownsCache = o.hashCache === undefined
     this.revision = o.protocolRevision ?? 2
     this.holdTurnWhenIdle = o.holdTurnWhenIdle ?? false
-    this.sendDuringHeldPass = o.sendDuringHeldPass ?? true
+    this.sendDuringHeldPass = o.sendDuringHeldPass ?? this.revision >= 2
     this.serve = o.serve ?? true
     this.autoRefreshUsers = o.autoRefreshUsers ?? true
     this.idlePassIntervalMs = o.idlePassIntervalMs ?? 250

@@ -75,6 +75,17 @@ describe('requests during a held pass (§4 rev 2)', () => {
     expect(server.lines.filter((l) => l.includes('protocol'))).toEqual([])
   }, TEST_TIMEOUT_MS)
 
+  it('close() during a held pass ends the connection without waiting for the hold; the others see the user leave', async () => {
+    const server = await scene.start({ turnHoldMs: TURN_HOLD_MS })
+    const bob = await scene.client('bob')
+    const ann = await scene.client('ann')
+    await sessionReaches(server, ann.userId, HELD_PASS)
+    const bobSeesAnnLeave = waitFor(bob, 'usersUpdated', (u) => u[ann.userId] === undefined)
+    await ann.close()
+    expect((await ann.closed).error).toBeUndefined()
+    await bobSeesAnnLeave
+  }, TEST_TIMEOUT_MS)
+
   it('a request the server took as a sync answer is sent again and the sync caught up', async () => {
     const server = await scene.start({ turnHoldMs: TURN_HOLD_MS })
     const bob = await scene.client('bob')
