@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Client, type CloseInfo } from '../../src/client/index.ts'
 import { GateProxy } from '../helpers/gate-proxy.ts'
+import type { TestServer } from '../helpers/server.ts'
 import { HELD_PASS, sessionReaches } from '../helpers/session-state.ts'
 import { PROJECT, Scene, waitFor, writeTree } from './helpers.ts'
 
@@ -29,6 +30,20 @@ async function giverWithShot (): Promise<Client> {
   const root = await scene.dir()
   await writeTree(root, SHOT)
   return await scene.client('gina', { root })
+}
+
+/**
+ * A server holding passes for long, bob connected straight to it, and one
+ * client connected through a gate proxy (the server sees it as `proxy.userId`).
+ */
+async function withGatedClient (username: string, root?: string): Promise<{ server: TestServer, bob: Client, proxy: GateProxy, gated: Client }> {
+  const server = await scene.start({ turnHoldMs: TURN_HOLD_MS })
+  const bob = await scene.client('bob')
+  const proxy = await GateProxy.start(server.port)
+  proxies.push(proxy)
+  const gated = await connect({ host: '127.0.0.1', port: proxy.port, username, project: PROJECT, root: root ?? await scene.dir() })
+  scene.clients.push(gated)
+  return { server, bob, proxy, gated }
 }
 
 /** Every close of `c`, to check none happened. */
@@ -87,12 +102,7 @@ describe('requests during a held pass (§4 rev 2)', () => {
   }, TEST_TIMEOUT_MS)
 
   it('a request the server took as a sync answer is sent again and the sync caught up', async () => {
-    const server = await scene.start({ turnHoldMs: TURN_HOLD_MS })
-    const bob = await scene.client('bob')
-    const proxy = await GateProxy.start(server.port)
-    proxies.push(proxy)
-    const ann = await connect({ host: '127.0.0.1', port: proxy.port, username: 'ann', project: PROJECT, root: await scene.dir() })
-    scene.clients.push(ann)
+    const { server, bob, proxy, gated: ann } = await withGatedClient('ann')
     const annCloses = closes(ann)
     const annId = proxy.userId
 
@@ -116,14 +126,9 @@ describe('requests during a held pass (§4 rev 2)', () => {
 
   it('a request the server took as the answer to a give: today\'s server closes the giver; the client says why', async () => {
     // The limit of the current server (§5 reads any non-manifest as a bad manifest); see docs/client.md.
-    const server = await scene.start({ turnHoldMs: TURN_HOLD_MS })
-    const bob = await scene.client('bob')
-    const proxy = await GateProxy.start(server.port)
-    proxies.push(proxy)
     const root = await scene.dir()
     await writeTree(root, SHOT)
-    const gina = await connect({ host: '127.0.0.1', port: proxy.port, username: 'gina', project: PROJECT, root })
-    scene.clients.push(gina)
+    const { server, bob, proxy, gated: gina } = await withGatedClient('gina', root)
     const ginaId = proxy.userId
 
     await sessionReaches(server, ginaId, HELD_PASS)
