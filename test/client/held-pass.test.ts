@@ -124,6 +124,23 @@ describe('requests during a held pass (§4 rev 2)', () => {
     expect(annCloses).toEqual([])
   }, TEST_TIMEOUT_MS)
 
+  it('a chat line that is a timestamp is not sent during a held pass (it would be a valid analytics answer)', async () => {
+    const { server, bob, proxy, gated: ann } = await withGatedClient('ann')
+    const annId = proxy.userId
+    await sessionReaches(server, annId, HELD_PASS)
+    proxy.gate()
+    await sessionReaches(server, bob.userId, HELD_PASS)
+    await bob.pushAnalytics({ shots: 12 }, '2030/01/01-00:00:03')
+    await sessionReaches(server, annId, { turnTaking: { delivering: { analytics: 'awaitingSubmission' } } })
+    const annSeesOwnLine = waitFor(ann, 'messages', (h) => h.some(([u, t]) => u === 'ann' && t === '2099/01/01-00:00:00'))
+    const said = ann.say('2099/01/01-00:00:00') // sent early, the server would take it as analytics "message" of 2099
+    proxy.release()
+    await said
+    await annSeesOwnLine
+    expect(ann.analytics).toEqual({ shots: 12 })
+    expect(await bob.pushAnalytics({ shots: 12 }, '2030/01/01-00:00:03')).toEqual({ shots: 12 })
+  }, TEST_TIMEOUT_MS)
+
   it('a request the server took as the answer to a give: today\'s server closes the giver; the client says why', async () => {
     // The limit of the current server (§5 reads any non-manifest as a bad manifest); see docs/client.md.
     const root = await scene.dir()
