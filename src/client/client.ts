@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import { DEFAULT_MAX_FRAME, type JsonValue } from '../../protocol/frame.ts'
 import {
-  validateAnalyticsSubmission, validateAssetsSubmission, validateStorySubmission, ZERO_TIMESTAMP,
+  isTimestamp, validateAnalyticsSubmission, validateAssetsSubmission, validateStorySubmission, ZERO_TIMESTAMP,
   type AssetEntry, type AssetIndex, type ChatLine, type JsonObject, type Timestamp, type UserId, type UsersReply
 } from '../../protocol/messages.ts'
 import { ClientError, RequestError } from './errors.ts'
@@ -63,13 +63,23 @@ export interface ConnectOptions {
   idlePassIntervalMs?: number
   /**
    * Keep the turn while idle instead of passing it (default false): requests
-   * then go out at once, never waiting for the end of a held pass (up to the
-   * server's turn hold), but notifications and gives wait until the next
-   * request. For short-lived clients that only make requests (the CLI's
-   * users, say, at, get). The turn is still passed every 30 s (the server's
-   * idle limit is 120 s by default).
+   * then go out at once with no pass in the way at all, but notifications and
+   * gives wait until the next request. For short-lived clients that only make
+   * requests (the CLI's users, say, at, get): unlike `sendDuringHeldPass`, no
+   * news can race their requests. The turn is still passed every 30 s (the
+   * server's idle limit is 120 s by default).
    */
   holdTurnWhenIdle?: boolean
+  /**
+   * Send a request at once when the app makes it during a held pass (the
+   * client passed and has received nothing since: the server may hold its
+   * `"yours"` for its turn hold), instead of waiting for the end of the hold
+   * (§4 rev 2: a frame ends a held pass). Default: true with revision 2,
+   * false with 1. See docs/client.md, "Requests during a held pass", for the
+   * race with news that needs an answer, how the client recovers from it,
+   * and the one case today's server does not recover from (a give).
+   */
+  sendDuringHeldPass?: boolean
   /** Connecting plus handshake plus initial sync, in ms (default 10 000). */
   timeoutMs?: number
   /** Largest frame accepted from the server (default 64 MiB). */
@@ -118,10 +128,22 @@ export interface ClientEvents {
 
 type EventMapOf<T> = { [K in keyof T]: T[K] extends unknown[] ? T[K] : never }
 
+/**
+ * One queued request: its first frame, then the rest of its exchange, read
+ * once the server serves it. `early` says whether the frame may go out
+ * during a held pass (see `Client.pass`).
+ */
 interface Job {
+  readonly early: boolean
+  /** Sends the request's first frame (a failure fails the job too). */
+  readonly send: () => void
+  /** Reads the rest of the exchange and settles the job; throws only what broke the connection. */
   readonly run: () => Promise<void>
   readonly fail: (err: ClientError) => void
 }
+
+/** What a pass ended with: how many notifications came, and the job sent during it, whose reply comes next. */
+interface PassOutcome { readonly delivered: number, readonly early: Job | null }
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -253,12 +275,15 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
   private readonly idlePassIntervalMs: number
   private readonly queue: Job[] = []
   private usersStale = false
+  /** Sync notifications a request sent during a pass was taken for: caught up on the next free turn. */
+  private readonly skippedSyncs: SyncKind[] = []
   private closing = false
   private destroyed = false
   private wakeUp: (() => void) | null = null
   private readonly ownsCache: boolean
   private readonly revision: 1 | 2
   private readonly holdTurnWhenIdle: boolean
+  private readonly sendDuringHeldPass: boolean
 
   constructor (ch: Channel, o: ConnectOptions, state: LocalState, initial: Initial) {
     super()
@@ -273,6 +298,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     this.ownsCache = o.hashCache === undefined
     this.revision = o.protocolRevision ?? 2
     this.holdTurnWhenIdle = o.holdTurnWhenIdle ?? false
+    this.sendDuringHeldPass = o.sendDuringHeldPass ?? this.revision >= 2
     this.serve = o.serve ?? true
     this.autoRefreshUsers = o.autoRefreshUsers ?? true
     this.idlePassIntervalMs = o.idlePassIntervalMs ?? 250
@@ -297,17 +323,18 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
 
   /** The connected users; also refreshes `usersMap`. */
   users (): Promise<UsersReply> {
-    return this.enqueue(async () => await this.usersExchange())
+    return this.enqueue(() => 'users', async () => await this.usersReply())
   }
 
   /** Tells the others this user is looking at `path` (§2 project path). */
   at (path: string, timestamp: Timestamp): Promise<void> {
-    return this.enqueue(async () => await this.simple(['at', path, timestamp], 'at'))
+    return this.enqueue(() => ['at', path, timestamp], async () => await this.simpleReply('at'))
   }
 
   /** Sends a chat message (everyone, this user too, gets the new history). */
   say (text: string): Promise<void> {
-    return this.enqueue(async () => await this.simple(['message', text], 'message'))
+    // ["message", <timestamp>] is also a valid analytics submission: never sent where it could be read as one.
+    return this.enqueue(() => ['message', text], async () => await this.simpleReply('message'), !isTimestamp(text))
   }
 
   /** Makes `story` (as of `timestamp`) the local story and syncs it; resolves with the server's story and its owner. */
@@ -315,7 +342,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     const checked = validateStorySubmission([story, timestamp])
     if (!checked.ok) return Promise.reject(new ClientError(checked.code, checked.detail))
     this.state.story = [story, timestamp]
-    return this.enqueue(async () => storyReply(await this.syncRequest('story')))
+    return this.enqueue(() => 'story', async () => storyReply(await this.syncReply('story')))
   }
 
   /** Makes `analytics` (as of `timestamp`) the local analytics and syncs them; resolves with the server's. */
@@ -323,7 +350,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     const checked = validateAnalyticsSubmission([analytics, timestamp])
     if (!checked.ok) return Promise.reject(new ClientError(checked.code, checked.detail))
     this.state.analytics = [analytics, timestamp]
-    return this.enqueue(async () => await this.syncRequest('analytics'))
+    return this.enqueue(() => 'analytics', async () => await this.syncReply('analytics'))
   }
 
   /** Merges `assets` into the local asset index and syncs it; resolves with the server's merged index. */
@@ -332,7 +359,7 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     const checked = validateAssetsSubmission(merged)
     if (!checked.ok) return Promise.reject(new ClientError(checked.code, checked.detail))
     this.state.assets = merged
-    return this.enqueue(async () => assetsReply(await this.syncRequest('assets')))
+    return this.enqueue(() => 'assets', async () => assetsReply(await this.syncReply('assets')))
   }
 
   /**
@@ -371,10 +398,17 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
         this.emit('getProgress', p)
       }).catch(() => {})
     }
-    return await this.enqueue(async () => {
-      // The giver's name goes into conflict copies' names: learn it if this client does not know it yet.
-      if (options.giverName === undefined && this.usersMap[userId] === undefined) await this.usersExchange()
-      this.ch.sendJson(['get', userId, folder])
+    // The giver's name goes into conflict copies' names: learn it first if this client does not know it yet.
+    let lookUp = false
+    const request = (): JsonValue => {
+      lookUp = options.giverName === undefined && this.usersMap[userId] === undefined
+      return lookUp ? 'users' : ['get', userId, folder]
+    }
+    return await this.enqueue(request, async () => {
+      if (lookUp) {
+        await this.usersReply()
+        this.ch.sendJson(['get', userId, folder])
+      }
       return await take(this.ch, {
         root: this.root,
         giver: userId,
@@ -406,13 +440,27 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
 
   // ------------------------------------------------------------ the turn loop
 
-  private enqueue<T> (exchange: () => Promise<T>): Promise<T> {
+  /**
+   * Queues a request: `request` is its first frame (computed when it is
+   * sent), `reply` reads the rest of its exchange once the server serves it.
+   * `early`: the frame may go out during a held pass (see `pass`).
+   */
+  private enqueue<T> (request: () => JsonValue, reply: () => Promise<T>, early = true): Promise<T> {
     if (this.closing) return Promise.reject(new ClientError('closed', 'the client is closed'))
     return new Promise<T>((resolve, reject) => {
       this.queue.push({
+        early,
+        send: () => {
+          try {
+            this.ch.sendJson(request())
+          } catch (err) {
+            reject(err)
+            throw err
+          }
+        },
         run: async () => {
           try {
-            resolve(await exchange())
+            resolve(await reply())
           } catch (err) {
             reject(err)
             // A server error ends with "yours": the turn loop goes on. Anything else broke the connection.
@@ -436,17 +484,32 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     try {
       while (!(this.closing && this.queue.length === 0)) {
         const job = this.queue.shift()
-        if (job !== undefined) { await job.run(); continue }
+        if (job !== undefined) {
+          job.send()
+          await job.run()
+          continue
+        }
         if (this.usersStale && !this.closing) {
           this.usersStale = false
-          await this.usersExchange()
+          this.ch.sendJson('users')
+          await this.usersReply()
+          continue
+        }
+        const skipped = this.skippedSyncs.shift()
+        if (skipped !== undefined && !this.closing) {
+          await this.catchUpSync(skipped)
           continue
         }
         if (this.holdTurnWhenIdle && !this.closing && await this.idleHoldingTurn()) continue
         const started = performance.now()
-        const delivered = await this.pass()
+        const passed = await this.pass()
+        if (passed.early !== null) {
+          // The request sent during the pass: the server serves it now, right after its "yours".
+          await passed.early.run()
+          continue
+        }
         const left = this.idlePassIntervalMs - (performance.now() - started)
-        if (delivered === 0 && left > 0 && this.queue.length === 0 && !this.closing) {
+        if (passed.delivered === 0 && left > 0 && this.queue.length === 0 && !this.closing) {
           await new Promise<void>((resolve) => {
             const t = setTimeout(() => { this.wakeUp = null; resolve() }, left)
             this.wakeUp = () => { clearTimeout(t); resolve() }
@@ -487,30 +550,119 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     clearTimeout(t)
   }
 
-  /** Passes the turn; handles what the server delivers until `"yours"`. Returns how many notifications came. */
-  private async pass (): Promise<number> {
+  /**
+   * Passes the turn; handles what the server delivers until `"yours"`.
+   *
+   * A held pass (nothing received since the pass) is where the server may
+   * hold its `"yours"` for its turn hold. A request the app makes then is
+   * sent at once (§4 rev 2: a frame ends a held pass; the server answers
+   * `"yours"`, then serves it), and its reply is read after this pass's
+   * `"yours"`. Only one such request is in flight.
+   *
+   * The server reads frames in order, each as what it expects next: if news
+   * that needs an answer (a sync, a give) reached the server just before the
+   * early frame, that frame is taken as the answer. The client sees it from
+   * the order (the exchange's prompt arrives before `"yours"`), does not
+   * answer again, reads the server's verdict, and recovers: the request is
+   * sent again on the next turn, the skipped sync is caught up by a sync
+   * request of its own. See docs/client.md, "Requests during a held pass".
+   */
+  private async pass (): Promise<PassOutcome> {
     this.ch.sendJson('yours')
-    let count = 0
+    let delivered = 0
+    let next = this.ch.json()
+    let early: Job | null = null
+    if (this.sendDuringHeldPass) {
+      const held = await this.whilePassIsHeld(next)
+      if (held === 'closing') {
+        next.catch(() => {})
+        return { delivered, early: null }
+      }
+      early = held
+    }
     while (true) {
-      const v = await this.ch.json()
-      if (v === 'yours') return count
-      count++
+      const v = await next
+      if (v === 'yours') return { delivered, early }
+      delivered++
       if (v === 'users') {
         if (this.autoRefreshUsers) this.usersStale = true
         this.emit('users')
       } else if (v === 'story' || v === 'assets' || v === 'analytics') {
-        await this.notifiedSync(v)
+        if (early === null) await this.notifiedSync(v)
+        else await this.earlyFrameTakenAsSubmission(v, early)
+        early = null
       } else if (Array.isArray(v) && v.length === 2 && v[0] === 'messages' && Array.isArray(v[1])) {
         this.history = v[1] as unknown as ChatLine[]
         this.emit('messages', this.history)
       } else if (Array.isArray(v) && v.length === 4 && v[1] === 'at' && typeof v[0] === 'string' && typeof v[2] === 'string' && typeof v[3] === 'string') {
         this.emit('at', { from: v[0], path: v[2], timestamp: v[3] })
       } else if (Array.isArray(v) && v.length === 2 && v[0] === 'give' && typeof v[1] === 'string') {
-        await give(this.ch, { root: this.root, folder: v[1], cache: this.hashCache, serve: this.serve, revision: this.revision }, (p) => this.emit('give', p))
+        if (early === null) await give(this.ch, { root: this.root, folder: v[1], cache: this.hashCache, serve: this.serve, revision: this.revision }, (p) => this.emit('give', p))
+        else await this.earlyFrameTakenAsGiveAnswer(v[1], early)
+        early = null
       } else {
         throw unexpected(v, 'a notification or "yours"')
       }
+      next = this.ch.json()
     }
+  }
+
+  /**
+   * While nothing has come since the pass: sends the first queued request at
+   * once (the job, whose reply comes after the pass), or gives up the pass
+   * when the client closes with nothing queued ('closing'). Null once
+   * something arrives, or when the next request may not go out early.
+   */
+  private async whilePassIsHeld (reading: Promise<JsonValue>): Promise<Job | 'closing' | null> {
+    while (true) {
+      const job = this.queue[0]
+      if (job !== undefined) {
+        if (!job.early) return null
+        this.queue.shift()
+        job.send()
+        return job
+      }
+      if (this.closing && !this.destroyed) return 'closing'
+      const woken = await new Promise<boolean>((resolve) => {
+        this.wakeUp = () => resolve(true)
+        reading.then(() => resolve(false), () => resolve(false))
+      })
+      if (!woken) {
+        this.wakeUp = null
+        return null
+      }
+    }
+  }
+
+  /**
+   * A sync prompt came after a request was sent during the pass: the server
+   * read that request as this sync's submission. No request is a valid
+   * submission (say() keeps a timestamp-like text out), so it refuses it and
+   * the sync is skipped; the request goes back to the head of the queue.
+   */
+  private async earlyFrameTakenAsSubmission (kind: SyncKind, early: Job): Promise<void> {
+    this.queue.unshift(early)
+    const verdict = await this.ch.json()
+    if (errorOf(verdict) === null) {
+      throw new ClientError('bad_reply', `the server took a request sent during a held pass as its ${kind} submission, and did not refuse it: ${JSON.stringify(verdict).slice(0, 120)}`)
+    }
+    if (!this.skippedSyncs.includes(kind)) this.skippedSyncs.push(kind)
+  }
+
+  /**
+   * A give came after a request was sent during the pass: the server reads
+   * that request as this client's answer to the give. A server that refuses
+   * it and goes on (an error other than `protocol`) only delays the give;
+   * one that treats it as a bad manifest closes the connection (§5).
+   */
+  private async earlyFrameTakenAsGiveAnswer (folder: string, early: Job): Promise<void> {
+    this.queue.unshift(early)
+    const verdict = await this.ch.json()
+    const e = errorOf(verdict)
+    if (e !== null && e.code !== 'protocol') return
+    throw new ClientError(e === null ? 'bad_reply' : 'protocol',
+      `the server took a request sent during a held pass as the answer to ["give", ${JSON.stringify(folder)}]` +
+      (e === null ? '' : ` and closed the connection: ${e.detail}`))
   }
 
   /** A sync the server started on a pass: answered from the local state; a refusal only skips it. */
@@ -522,6 +674,23 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
       if (err instanceof RequestError) return
       throw err
     }
+    this.syncedFromOthers(kind, reply)
+  }
+
+  /** A sync notification skipped on a pass, made up for by a sync request: the same exchange, started by this client. */
+  private async catchUpSync (kind: SyncKind): Promise<void> {
+    this.ch.sendJson(kind)
+    let reply: JsonValue
+    try {
+      reply = await this.syncReply(kind)
+    } catch (err) {
+      if (err instanceof RequestError) return
+      throw err
+    }
+    this.syncedFromOthers(kind, reply)
+  }
+
+  private syncedFromOthers (kind: SyncKind, reply: JsonValue): void {
     if (kind === 'story') {
       this.story = storyReply(reply)
       this.emit('story', this.story)
@@ -534,8 +703,8 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     }
   }
 
-  private async syncRequest (kind: SyncKind): Promise<JsonValue> {
-    this.ch.sendJson(kind)
+  /** The exchange of a sync request, once `kind` was sent. */
+  private async syncReply (kind: SyncKind): Promise<JsonValue> {
     const prompt = await this.ch.json()
     const e = errorOf(prompt)
     if (e !== null) {
@@ -557,8 +726,8 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     return reply
   }
 
-  private async usersExchange (): Promise<UsersReply> {
-    this.ch.sendJson('users')
+  /** The reply to `"users"`, once it was sent. */
+  private async usersReply (): Promise<UsersReply> {
     const v = await this.ch.json()
     const e = errorOf(v)
     if (e !== null) {
@@ -572,9 +741,8 @@ export class Client extends EventEmitter<EventMapOf<ClientEvents>> {
     return this.usersMap
   }
 
-  /** A request whose only answer is `"yours"` (or an error, then `"yours"`). */
-  private async simple (request: JsonValue, name: string): Promise<void> {
-    this.ch.sendJson(request)
+  /** The reply to a request whose only answer is `"yours"` (or an error, then `"yours"`), once it was sent. */
+  private async simpleReply (name: string): Promise<void> {
     const v = await this.ch.json()
     if (v === 'yours') return
     const e = errorOf(v)
