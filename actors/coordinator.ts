@@ -93,6 +93,8 @@ export type CoordinatorEvent =
   | { type: 'message.say', userId: UserId, text: string }
   | { type: 'relay.request', userId: UserId, giver: UserId, folder: string }
   | { type: 'serve.begin', userId: UserId, relayId: number }
+  /** The giver answered `give` with a request sent out of turn (§4): the serve goes back to its pending notifications. */
+  | { type: 'serve.deferred', relayId: number, detail: string }
   /** The user holds its turn (or left it) while a serve is pending for it: the relay timeout clock of those relays. */
   | { type: 'turn.held', userId: UserId }
   | { type: 'turn.released', userId: UserId }
@@ -116,6 +118,12 @@ export type CoordinatorReply =
   | { type: 'relay.ended', error?: { code: ErrorCode, detail: string }, violation?: string }
   | { type: 'serve.withdraw', relayId: number }
   | { type: 'serve.ended', violation?: string }
+  /**
+   * The giver's request came where its answer to `give` was due: it is refused
+   * with `detail`, and `serve` (absent when the relay ended meanwhile) is
+   * pending again, first.
+   */
+  | { type: 'serve.returned', detail: string, serve?: Notification }
 
 type Ctx = CoordinatorContext
 
@@ -366,6 +374,38 @@ export const coordinatorMachine = setup({
       enqueue.sendTo(relay.takerActor, { type: 'giver.started' })
       enqueue.sendTo(relay.giverActor, { type: 'giver.turn' })
     }),
+    /**
+     * §4 vs §5: the giver answered `give` with a request sent out of turn. The
+     * relay is not started any more: its serve goes back to the head of the
+     * giver's pending notifications and the taker waits on (its relay timeout
+     * clock goes on from where it was). A side that left meanwhile (its leave
+     * found the relay started) ends it as before a start.
+     */
+    deferStartedRelay: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'serve.deferred') return
+      const relay = context.relays.get(event.relayId)
+      if (relay === undefined) return
+      const giver = context.users.get(relay.giver)
+      const bothHere = giver !== undefined && context.users.has(relay.taker)
+      const relays = new Map(context.relays)
+      enqueue.sendTo(relay.takerActor, { type: 'giver.deferred' })
+      if (giver !== undefined) {
+        const serve: Notification = { kind: 'serve', relayId: relay.id, folder: relay.folder, taker: relay.taker }
+        enqueue.sendTo(giver.session, { type: 'serve.returned', detail: event.detail, serve: bothHere ? serve : undefined })
+      }
+      const what = `${relay.folder} | from | ${relay.giver} | to | ${relay.taker}`
+      if (bothHere) {
+        enqueue.assign({ relays: relays.set(relay.id, { ...relay, started: false }) })
+        enqueue.emit({ type: 'log', line: `give deferred | ${what} | a request came where the answer to give was due` })
+        return
+      }
+      relays.delete(relay.id)
+      enqueue.assign({ relays })
+      const left = giver === undefined ? 'giver.left' : 'taker.left'
+      enqueue.sendTo(relay.takerActor, { type: left })
+      enqueue.sendTo(relay.giverActor, { type: left })
+      enqueue.emit(endedUnstarted(relay, 'withdrawn'))
+    }),
     tellWaitingTakersGiverHoldsTurn: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'turn.held') return
       for (const r of context.relays.values()) {
@@ -453,6 +493,7 @@ export const coordinatorMachine = setup({
         'durable.committed': { actions: 'releaseCommittedAcknowledgements' },
         'relay.request': { actions: 'decideRelay' },
         'serve.begin': { actions: 'startRelay' },
+        'serve.deferred': { actions: 'deferStartedRelay' },
         'turn.held': { actions: 'tellWaitingTakersGiverHoldsTurn' },
         'turn.released': { actions: 'tellWaitingTakersGiverBusy' },
         'relay.timedOut': { actions: 'withdrawTimedOutRelay' },

@@ -1,7 +1,7 @@
 import { assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef } from 'xstate'
 import type { JsonValue } from '../protocol/frame.ts'
 import type { ErrorCode } from '../protocol/errors.ts'
-import { validateGetlist, validateGiveAnswer, type Manifest, type Wanted } from '../protocol/messages.ts'
+import { validateGetlist, validateGiveAnswer, type Manifest, type RequestType, type Wanted } from '../protocol/messages.ts'
 import type { FramePort } from './ports.ts'
 
 /** How a relay ended, from both sides (§5). */
@@ -69,6 +69,7 @@ export type RelayPipeEvent =
 type DecisionEvent =
   | { type: 'give.manifest', manifest: Manifest }
   | { type: 'give.missing', reason: string }
+  | { type: 'give.outOfTurn', request: RequestType }
   | { type: 'give.refused', detail: string }
   | { type: 'getlist.accepted', wanted: readonly Wanted[], getlist: JsonValue }
   | { type: 'getlist.refused', detail: string }
@@ -87,6 +88,8 @@ export interface GiverInput {
 
 interface GiverContext extends GiverInput {
   readonly startedAt: number
+  /** Times the giver answered `give` with a request sent out of turn, the serve deferred to its next pass. */
+  readonly deferrals: number
   readonly manifest: Manifest | null
   readonly wanted: readonly Wanted[]
   /** Files through (bytes relayed, or `missing`), files answered. */
@@ -108,6 +111,19 @@ type GiverEvent =
   | DecisionEvent
 
 const DEFAULT_IDLE_LIMIT_MS = 120_000
+
+/**
+ * §4 vs §5: a request read where the answer to `give` was due was sent out of
+ * turn (a race with the serve, at most a few in a row); the serve is deferred
+ * to the giver's next pass. A giver that answers `give` with a request this
+ * many times in a row for one relay does not serve: §5, it is closed.
+ */
+export const MAX_GIVE_DEFERRALS = 10
+
+/** What the giver's session tells its client when its request came where the answer to `give` was due. */
+export const outOfTurnDetail = (request: RequestType, folder: string): string =>
+  `a request (${request === 'pass' ? '"yours"' : JSON.stringify(request)}) came where the answer to ["give", ${JSON.stringify(folder)}] was due: ` +
+  'it was not served (send it again); the give comes again on your next pass'
 
 const idleFor = (ms: number | undefined): string => `${(ms ?? DEFAULT_IDLE_LIMIT_MS) / 1000} s`
 
@@ -150,6 +166,7 @@ export const giverMachine = setup({
   },
   guards: {
     getlistIsEmpty: ({ event }) => event.type === 'getlist.accepted' && event.wanted.length === 0,
+    giverKeepsAnsweringGiveWithRequests: ({ context }) => context.deferrals + 1 >= MAX_GIVE_DEFERRALS,
     areTheLastFiles: ({ context, event }) => event.type === 'files.through' && context.filesThrough + event.files >= context.wanted.length,
     areTheLastAnswers: ({ context, event }) => event.type === 'files.answered' && context.filesAnswered + event.files >= context.wanted.length
   },
@@ -164,6 +181,7 @@ export const giverMachine = setup({
       const answer = validateGiveAnswer(event.value, context.folder)
       if (!answer.ok) enqueue.raise({ type: 'give.refused', detail: answer.detail })
       else if (answer.value.type === 'missing') enqueue.raise({ type: 'give.missing', reason: answer.value.reason })
+      else if (answer.value.type === 'request') enqueue.raise({ type: 'give.outOfTurn', request: answer.value.request })
       else enqueue.raise({ type: 'give.manifest', manifest: answer.value.manifest })
     }),
     keepManifest: assign({ manifest: ({ event }) => (event.type === 'give.manifest' ? event.manifest : null) }),
@@ -196,6 +214,18 @@ export const giverMachine = setup({
     }),
     keepBadManifest: assign({
       failure: ({ context, event }) => giverFailure({ kind: 'broken', detail: event.type === 'give.refused' ? event.detail : '' }, 'in its manifest', context.idleLimitMs)
+    }),
+    countDeferral: assign({ deferrals: ({ context }) => context.deferrals + 1 }),
+    /** The serve goes back to the head of the giver's pending notifications; the coordinator tells its session and the taker. */
+    tellCoordinatorServeDeferred: sendTo(({ context }) => context.coordinator, ({ context, event }) => ({
+      type: 'serve.deferred',
+      relayId: context.relayId,
+      detail: outOfTurnDetail(event.type === 'give.outOfTurn' ? event.request : 'pass', context.folder)
+    })),
+    keepRequestsInsteadOfManifest: assign({
+      failure: ({ context }) => giverFailure(
+        { kind: 'broken', detail: `answered ["give", ${JSON.stringify(context.folder)}] with a request ${MAX_GIVE_DEFERRALS} times in a row` },
+        'instead of a manifest', context.idleLimitMs)
     }),
     keepGiverFailure: assign({
       failure: ({ context, event }) => giverFailure(event.type === 'giver.failed' ? event.failure : { kind: 'gone' }, 'instead of a manifest', context.idleLimitMs)
@@ -240,10 +270,11 @@ export const giverMachine = setup({
 }).createMachine({
   id: 'giver',
   context: ({ input }) => ({
-    ...input, startedAt: 0, manifest: null, wanted: [], filesThrough: 0, filesAnswered: 0, files: 0, bytes: 0, failure: null, outcome: null
+    ...input, startedAt: 0, deferrals: 0, manifest: null, wanted: [], filesThrough: 0, filesAnswered: 0, files: 0, bytes: 0, failure: null, outcome: null
   }),
   initial: 'waitingForTurn',
   states: {
+    /** Until the giver's session reaches the serve on a pass (again, after a deferral). */
     waitingForTurn: {
       on: {
         'giver.turn': 'relaying',
@@ -254,6 +285,8 @@ export const giverMachine = setup({
     },
     relaying: {
       entry: 'noteStart',
+      // However the relay is left, the pipe gives the frames back (or drops a violator's) before it stops.
+      exit: 'closePipe',
       invoke: {
         id: 'pipe',
         src: 'relayPipe',
@@ -271,6 +304,11 @@ export const giverMachine = setup({
             'giver.message': { actions: 'raiseGiveAnswer' },
             'give.manifest': { target: 'choosing', actions: ['keepManifest', 'relayManifestToTaker', 'tellTakerActorFilesOffered'] },
             'give.missing': { target: '#giver.relaying.ended', actions: 'keepNoSuchFolder' },
+            // §4: a request sent out of turn, not a bad manifest: the serve waits for G's next pass, T keeps waiting.
+            'give.outOfTurn': [
+              { guard: 'giverKeepsAnsweringGiveWithRequests', target: '#giver.relaying.ended', actions: 'keepRequestsInsteadOfManifest' },
+              { target: '#giver.waitingForTurn', actions: ['countDeferral', 'tellCoordinatorServeDeferred'] }
+            ],
             'give.refused': { target: '#giver.relaying.ended', actions: 'keepBadManifest' },
             'giver.failed': { target: '#giver.relaying.ended', actions: 'keepGiverFailure' }
           }
@@ -328,8 +366,8 @@ export const giverMachine = setup({
             'files.ended': { target: '#giver.relaying.ended', actions: 'keepFilesFailure' }
           }
         },
-        /** The relay is decided: the pipe gives the frames back (or drops a violator's) before it stops. */
-        ended: { type: 'final', entry: 'closePipe' }
+        /** The relay is decided. */
+        ended: { type: 'final' }
       },
       onDone: 'finished'
     },

@@ -239,6 +239,16 @@ export const sessionSetup = setup({
     tellCoordinatorTurnReleasedIfServePending: enqueueActions(({ context, enqueue }) => {
       if (context.pending.some((n) => n.kind === 'serve')) enqueue.sendTo(context.coordinator, { type: 'turn.released', userId: context.userId })
     }),
+    /** §4: the request the giver sent out of turn, read where its answer to `give` was due, is refused (then "yours"). */
+    refuseRequestInsteadOfGiveAnswer: ({ context, event }) => {
+      if (event.type !== 'serve.returned') return
+      context.countRequest?.('refused')
+      context.port.sendJson(errorMessage('bad_request', event.detail))
+    },
+    /** The serve is pending again, first: delivered on the next pass; the rest of this pass waits for it too. */
+    returnServeToHead: assign(({ context, event }) => event.type === 'serve.returned' && event.serve !== undefined
+      ? { pending: [event.serve, ...context.pending], deliverable: 0 }
+      : { deliverable: 0 }),
     keepServeRelayId: assign({ relayId: ({ context }) => { const n = context.pending[0]; return n?.kind === 'serve' ? n.relayId : null } }),
     tellCoordinatorServeBegins: sendTo(({ context }) => context.coordinator, ({ context }) => ({ type: 'serve.begin', userId: context.userId, relayId: context.relayId })),
     sendRelayError: ({ context, event }) => {
@@ -471,7 +481,9 @@ export const sessionMachine = sessionSetup.createMachine({
         'serve.ended': [
           { guard: 'giverBrokeTheRelay', target: 'closed', actions: ['sendRelayViolation', { type: 'noteCloseReason', params: { reason: 'protocol | broke the relay as giver' } }] },
           { target: 'turnTaking.delivering' }
-        ]
+        ],
+        // §4: the answer to give was a request sent out of turn: refused, then "yours" as after any error.
+        'serve.returned': { target: 'turnTaking.clientHolds', actions: ['refuseRequestInsteadOfGiveAnswer', 'returnServeToHead', 'sendYours'] }
       }
     },
     closed: {

@@ -24,6 +24,8 @@ type TakerEvent =
   /** The giver left its turn (a pass, a request, its own get): the clock stops. */
   | { type: 'giver.busy' }
   | { type: 'giver.started' }
+  /** The giver answered `give` with a request sent out of turn: the serve waits for its next pass (§4). */
+  | { type: 'giver.deferred' }
   | { type: 'giver.left' }
   | { type: 'taker.left' }
   | { type: 'relay.withdrawn' }
@@ -114,7 +116,13 @@ export const takerMachine = setup({
       initial: 'awaitingManifest',
       states: {
         /** Until the giver's manifest reaches the taker (or the giver turns out to have no such folder). */
-        awaitingManifest: { on: { 'relay.offered': 'taking' } },
+        awaitingManifest: {
+          on: {
+            'relay.offered': 'taking',
+            // Not started after all: the clock goes on from where it stopped.
+            'giver.deferred': '#taker.waitingForGiver'
+          }
+        },
         /** The taker chooses its getlist and receives the files. */
         taking: {}
       },

@@ -129,6 +129,19 @@ const SIMPLE_REQUESTS: Readonly<Record<string, Request>> = {
   users: { type: 'users' }
 }
 
+const ARRAY_REQUESTS: ReadonlySet<string> = new Set(['at', 'message', 'get'])
+
+/**
+ * §4: the request a frame is meant as, well formed or not (a name
+ * `parseRequest` knows: it would answer `bad_request` or `bad_path`, never
+ * `unknown_request`); null for a frame that is no request at all.
+ */
+export function requestKind (v: unknown): RequestType | null {
+  if (typeof v === 'string') return Object.hasOwn(SIMPLE_REQUESTS, v) ? SIMPLE_REQUESTS[v].type : null
+  if (Array.isArray(v) && typeof v[0] === 'string' && ARRAY_REQUESTS.has(v[0])) return v[0] as RequestType
+  return null
+}
+
 /** §4: a request sent by the client holding the turn. */
 export function parseRequest (v: unknown): Validated<Request> {
   if (typeof v === 'string') {
@@ -247,14 +260,26 @@ export type GiveAnswer =
   | { readonly type: 'manifest', readonly manifest: Manifest }
   /** The giver has no such folder (or cannot read it): the taker gets `no_such_folder`. */
   | { readonly type: 'missing', readonly folder: string, readonly reason: string }
+  /**
+   * A request the giver sent out of turn (§4 rev 2: frames are read in order,
+   * so one sent during a held pass is read here when a `serve` came first).
+   * No manifest and no `missing` is a request: it is refused, not a violation.
+   */
+  | { readonly type: 'request', readonly request: RequestType }
 
-/** The giver's answer to `["give", folder]`: a manifest, or `["missing", folder, reason]` for that same folder. */
+/**
+ * The giver's answer to `["give", folder]`: a manifest, `["missing", folder,
+ * reason]` for that same folder, or a request sent out of turn (well formed
+ * or not); anything else is a protocol violation.
+ */
 export function validateGiveAnswer (v: unknown, folder: string): Validated<GiveAnswer> {
   if (Array.isArray(v) && v[0] === 'missing') {
     if (v.length !== 3 || typeof v[2] !== 'string') return refuse('protocol', `missing expects ["missing", folder, reason], got ${describe(v)}`)
     if (v[1] !== folder) return refuse('protocol', `missing names ${describe(v[1])} where ${JSON.stringify(folder)} was asked for`)
     return accept({ type: 'missing', folder, reason: v[2] })
   }
+  const request = requestKind(v)
+  if (request !== null) return accept({ type: 'request', request })
   const manifest = validateManifest(v)
   return manifest.ok ? accept({ type: 'manifest', manifest: manifest.value }) : manifest
 }
