@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
-  bytesFollowing, entryFields, validateFileAck, validateFileHeader, validateGetlist, validateGive, validateGiveAnswer,
+  bytesFollowing, entryFields, parseRequest, requestKind, validateFileAck, validateFileHeader, validateGetlist, validateGive, validateGiveAnswer,
   validateManifest, validateManifestEntry, wantedEntry, type Manifest
 } from '../../protocol/index.ts'
 import { expectOk, expectRefused } from '../helpers/validated.ts'
@@ -97,6 +97,29 @@ describe('answer to give (§5 rev 2)', () => {
     }
     expectRefused(validateGiveAnswer({ 'a.txt': 5 }, '/chr/Moria'), 'protocol', '"a.txt"')
     expectRefused(validateGiveAnswer(['file', 'a', 1], '/chr/Moria'), 'protocol', 'manifest expects')
+  })
+
+  it('a request sent out of turn (§4), well formed or not, is an answer of its own: never a manifest, never a violation', () => {
+    expect(expectOk(validateGiveAnswer('users', '/chr/Moria'))).toEqual({ type: 'request', request: 'users' })
+    expect(expectOk(validateGiveAnswer('yours', '/chr/Moria'))).toEqual({ type: 'request', request: 'pass' })
+    expect(expectOk(validateGiveAnswer(['get', 'x', '/../y'], '/chr/Moria'))).toEqual({ type: 'request', request: 'get' })
+    expect(expectOk(validateGiveAnswer(['at', 1], '/chr/Moria'))).toEqual({ type: 'request', request: 'at' })
+    for (const v of ['give', 'toString', '__proto__', ['toString'], ['missing'], [], {}]) expect(requestKind(v)).toBeNull()
+  })
+
+  it('whatever the frame: a request exactly when parseRequest knows its name; else a manifest, missing, or a protocol refusal', () => {
+    const requestish = fc.oneof(
+      fc.constantFrom<unknown>('yours', 'story', 'analytics', 'assets', 'users', 'give', 'missing', 'file'),
+      fc.tuple(fc.constantFrom('at', 'message', 'get', 'missing', 'file', 'ok', 'give'), fc.jsonValue({ maxDepth: 1 }), fc.jsonValue({ maxDepth: 1 })),
+      fc.jsonValue({ maxDepth: 3 })
+    )
+    fc.assert(fc.property(requestish, (v) => {
+      const answer = validateGiveAnswer(v, '/chr/Moria')
+      const parsed = parseRequest(v)
+      const isRequest = parsed.ok || parsed.code !== 'unknown_request'
+      expect(answer.ok && answer.value.type === 'request').toBe(isRequest)
+      if (!answer.ok) expect(answer.code).toBe('protocol')
+    }), { numRuns: 500 })
   })
 })
 
