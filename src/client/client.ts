@@ -76,8 +76,8 @@ export interface ConnectOptions {
    * `"yours"` for its turn hold), instead of waiting for the end of the hold
    * (§4 rev 2: a frame ends a held pass). Default: true with revision 2,
    * false with 1. See docs/client.md, "Requests during a held pass", for the
-   * race with news that needs an answer, how the client recovers from it,
-   * and the one case today's server does not recover from (a give).
+   * race with news that needs an answer (a sync, a give) and how the client
+   * recovers from it.
    */
   sendDuringHeldPass?: boolean
   /** Connecting plus handshake plus initial sync, in ms (default 10 000). */
