@@ -173,10 +173,12 @@ describe('requests during a held pass (§4 rev 2)', () => {
     expect(server.lines.filter((l) => l.includes('protocol') || l.startsWith('relay failed'))).toEqual([])
   }, TEST_TIMEOUT_MS)
 
-  it('news racing an early request (chat, a story sync, at) is never misread: every request completes, nothing is lost', async () => {
+  it('news racing an early request (chat, a story sync, at, a give) is never misread: every request completes, nothing is lost', async () => {
     const server = await scene.start({ turnHoldMs: TURN_HOLD_MS })
     const gina = await giverWithShot()
-    const ann = await scene.client('ann')
+    const annRoot = await scene.dir()
+    await writeTree(annRoot, SHOT)
+    const ann = await scene.client('ann', { root: annRoot })
     const bob = await scene.client('bob')
     const carl = await scene.client('carl')
     const everyone = [gina, ann, bob, carl]
@@ -185,8 +187,8 @@ describe('requests during a held pass (§4 rev 2)', () => {
 
     await fc.assert(fc.asyncProperty(
       fc.constantFrom('users', 'say', 'at', 'analytics', 'get'),
-      fc.shuffledSubarray(['request', 'chat', 'story', 'at'], { minLength: 4, maxLength: 4 }),
-      fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+      fc.shuffledSubarray(['request', 'chat', 'story', 'at', 'give'], { minLength: 5, maxLength: 5 }),
+      fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
       async (request, order, yields) => {
         round++
         const text = `line ${round}`
@@ -214,7 +216,9 @@ describe('requests during a held pass (§4 rev 2)', () => {
           },
           chat: async () => await carl.say(text),
           story: async () => await bob.pushStory({ title }, ts),
-          at: async () => await bob.at('/elsewhere', ts)
+          at: async () => await bob.at('/elsewhere', ts),
+          // Carl gets from ann: her serve can race her early request.
+          give: async () => expect((await carl.get(ann.userId, '/shot')).failed).toEqual([])
         }
         const running: Array<Promise<unknown>> = []
         for (const [i, step] of order.entries()) {
@@ -232,5 +236,6 @@ describe('requests during a held pass (§4 rev 2)', () => {
     expect(closed.flat()).toEqual([])
     expect(server.lines.filter((l) => l.includes('protocol'))).toEqual([])
     expect(await readFile(join(ann.root, 'shot/a.txt'), 'utf8')).toBe('frame a\n')
+    expect(await readFile(join(carl.root, 'shot/sub/b.txt'), 'utf8')).toBe('frame b\n')
   }, 120_000)
 })
