@@ -59,7 +59,7 @@ const calm = (s: ModelSnapshot): boolean => settled(s) && s.context.flow.p === '
 const REGIONS: Record<string, readonly ModelEvent['type'][]> = {
   'chat and presence': ['P_SAYS', 'P_MOVES_AT', 'C_MESSAGE', 'C_PASS'],
   'story, analytics, assets': ['P_PUSHES_STORY', 'P_PUSHES_ANALYTICS', 'P_PUSHES_ASSETS', 'C_STORY', 'C_ANALYTICS', 'C_ASSETS', 'C_ANSWER', 'C_ACK', 'C_PASS'],
-  'relay as giver': ['P_ASKS_C', 'C_MESSAGE', 'C_GET', 'C_PASS', 'C_MANIFEST', 'C_FILE', 'P_GETLIST', 'P_ANSWERS', 'P_LEAVES'],
+  'relay as giver': ['P_ASKS_C', 'C_MESSAGE', 'C_GET', 'C_PASS', 'C_MANIFEST', 'C_EARLY_REQUEST', 'C_FILE', 'P_GETLIST', 'P_ANSWERS', 'P_LEAVES'],
   'relay as taker': ['C_GET', 'P_GIVES', 'C_GETLIST', 'C_GETLIST_EMPTY', 'C_BAD_GETLIST', 'P_SENDS_FILE', 'P_SENDS_PART', 'P_SENDS_REST', 'C_OK', 'P_LEAVES', 'C_PASS']
 }
 

@@ -136,6 +136,8 @@ export type ModelEventType =
   | 'C_BAD_REQUEST' | 'C_VIOLATION'
   // C in a relay (§5)
   | 'C_MANIFEST' | 'C_FILE' | 'C_GETLIST' | 'C_GETLIST_EMPTY' | 'C_BAD_GETLIST' | 'C_OK'
+  // C's request sent early (during a held pass), read where its answer to a give was due (§4)
+  | 'C_EARLY_REQUEST'
   // P's actions
   | 'P_JOINS' | 'P_SAYS' | 'P_MOVES_AT' | 'P_PUSHES_STORY' | 'P_PUSHES_ANALYTICS' | 'P_PUSHES_ASSETS'
   | 'P_ASKS_C' | 'P_LEAVES'
@@ -367,6 +369,14 @@ const answer = (verdict: 'ok' | 'failed'): Fx => (c) => {
   const path = C_FILES[c.flow.files - 1].path
   return receives(verdict === 'ok' ? ['ok', path] : ['failed', path, 'taker disconnected'])(c)
 }
+/**
+ * §4: C's request came where its answer to the give was due: refused, then
+ * "yours"; the serve (if P still waits) is pending again, first, and the rest
+ * of the pass waits with it for C's next pass.
+ */
+const serveAgainFirst: Fx = flow((f) => ({ pending: ['serve', ...f.pending], deliverable: 0 }))
+const restOfPassLater: Fx = flow({ deliverable: 0 })
+const earlyRequestRefused = [sendsJson('users'), receives(errorFrame('bad_request'), 'yours')] as const
 /** The relay is over: C's pass goes on. */
 const relayOver: Fx = flow({ pAsking: false, files: 0 })
 const DELIVER = '#wire.turn.deliver'
@@ -386,7 +396,12 @@ const giving = {
           // The taker left before the manifest: no getlist will come, C gets [] and its pass goes on.
           go(DELIVER, sendsJson(C_MANIFEST), receives([]), relayOver)
         ],
-        P_LEAVES: when((f) => f.p === 'here', 'give', nothingSent, pLeaves)
+        P_LEAVES: when((f) => f.p === 'here', 'give', nothingSent, pLeaves),
+        C_EARLY_REQUEST: [
+          when((f) => f.p === 'here', '#wire.turn.clientHolds', ...earlyRequestRefused, restOfPassLater, serveAgainFirst),
+          // P left before C answered: the relay ends; no give comes again.
+          go('#wire.turn.clientHolds', ...earlyRequestRefused, restOfPassLater)
+        ]
       }
     },
     manifestSent: {
