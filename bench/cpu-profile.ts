@@ -15,6 +15,7 @@ import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DEFAULTS } from '../src/server.ts'
 import { isMain } from './run.ts'
 import { sleep, startServer, type Listening } from './processes.ts'
 import { coldRelay, prepareSource, removeSource } from './relay-targets.ts'
@@ -89,7 +90,8 @@ async function profileOf (scenario: string, clients: number): Promise<{ dir: str
     const server = await startServer(idle ? ['--max-connections', '1100'] : ['--turn-hold', '0'], o)
     try {
       const cs = await joinTurnClients(server.port, idle ? 1_000 : clients)
-      for (const c of cs) c.start()
+      // Idle clients pass at their own moments of one turn hold, as in bench/targets.ts.
+      for (const [i, c] of cs.entries()) setTimeout(() => c.start(), idle ? i * DEFAULTS.turnHoldMs / cs.length : 0)
       await sleep(2_000) // warm, settled
       await toggle(server, 'started')
       if (scenario === 'broadcast') await broadcasts(server, cs, 40)
