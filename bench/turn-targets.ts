@@ -36,7 +36,10 @@ let repass: TurnClient[] = []
 function flushRepass (): void {
   const now = repass
   repass = []
-  for (const c of now) if (c.passing) c.peer.socket.write(YOURS)
+  for (const c of now) {
+    if (c.passing) c.peer.socket.write(YOURS)
+    else c.holdsTurn = true
+  }
 }
 
 /** A client that passes whenever it gets the turn (while `passing`), and notes `messages` arrivals. */
@@ -184,6 +187,13 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
   }
 }
 
+/** Bounded: a phase that does not end within 30 s fails the bench instead of hanging it. */
+async function within<T> (p: Promise<T>, what: string, ms = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`bench: no ${what} within ${ms} ms`)), ms) })
+  try { return await Promise.race([p, late]) } finally { clearTimeout(timer) }
+}
+
 /**
  * `count` broadcasts: the first client stops passing and sends a `message`
  * while every other one sits in a held pass; ms from each send to each other
@@ -202,26 +212,27 @@ export async function broadcasts (server: Listening, clients: readonly TurnClien
       for (const l of listeners) {
         l.onMessages = () => {
           deliveries.push(performance.now() - t)
+          l.passing = false
           l.onMessages = null
           if (++received === listeners.length) resolve()
         }
       }
     })
     const answered = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
-    // The listeners pass again once all of them have the broadcast: this one process's
-    // 999 writes would otherwise delay its own reads, and so the receipts it measures.
-    for (const l of listeners) l.passing = false
+    // Each listener holds the turn once it has the broadcast, and all pass again once all have it:
+    // this one process's 999 writes would otherwise delay its own reads, and so the receipts it times.
+    // (One that holds the turn when the broadcast comes gets it on its pass, as it would.)
     const cpuBefore = server.cpuSeconds()
     t = performance.now()
     sender.send(['message', `broadcast ${i}`])
-    await all
-    await answered
+    await within(all, `broadcast ${i}: all ${listeners.length} listeners to receive it`)
+    await within(answered, `broadcast ${i}: the sender's "yours"`)
     serverSeconds += server.cpuSeconds() - cpuBefore
     for (const l of listeners) l.start()
     // Its own messages notification: take it, then hold the turn again.
     const again = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
     sender.send('yours')
-    await again
+    await within(again, `broadcast ${i}: the sender's own messages and "yours"`)
   }
   return { deliveries, serverSeconds }
 }
