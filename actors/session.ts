@@ -187,6 +187,15 @@ export const sessionSetup = setup({
     sendUsersReply: ({ context, event }) => { if (event.type === 'users.current') context.port.sendJson(event.users) },
     /** Metrics (status page): a pass is a request too, told from the frame without parsing. */
     countPass: ({ context }) => context.countRequest?.('pass'),
+    /**
+     * A pass answered at once (turn hold 0, nothing pending): counted, `"yours"`, and the idle
+     * clock restarted, as one action: XState's cost per action is most of a pass's.
+     */
+    passTurnBackAtOnce: ({ context }) => {
+      context.countRequest?.('pass')
+      context.port.sendJson('yours')
+      context.clock.startIdle()
+    },
     /** Parses the frame once and raises it as the request it is (or its refusal). */
     raiseRequest: enqueueActions(({ context, event, enqueue }) => {
       const r = parseRequest(frameValue(event))
@@ -221,8 +230,14 @@ export const sessionSetup = setup({
       return { pending, deliverable: pending.length }
     }),
     dropDelivered: assign({ pending: ({ context }) => context.pending.slice(1), deliverable: ({ context }) => context.deliverable - 1 }),
-    /** News during a held pass that needs no answer goes out as it comes (nothing else is pending in a hold). */
-    sendPlainNews: ({ context, event }) => { if (event.type === 'notify') sendPlain(context.port, event.notification) },
+    /**
+     * §4: news during a held pass that needs no answer goes out as it comes (nothing else is
+     * pending in a hold), then `"yours"`: one action, as XState's cost per action is most of a step's.
+     */
+    sendNewsThenYours: ({ context, event }) => {
+      if (event.type === 'notify') sendPlain(context.port, event.notification)
+      context.port.sendJson('yours')
+    },
     /** Sends every deliverable notification that needs no answer (users, at, messages), in order. */
     sendPlainDeliveries: ({ context }) => {
       for (let i = 0; i < context.deliverable; i++) sendPlain(context.port, context.pending[i])
@@ -391,7 +406,7 @@ export const sessionMachine = sessionSetup.createMachine({
             frame: [
               { guard: 'isPassWithNews', target: 'delivering', actions: ['countPass', 'markDeliverable'] },
               // The turn comes straight back (turn hold 0, nothing pending): it stays here, its idle clock restarted.
-              { guard: 'isPassAnsweredAtOnce', actions: ['countPass', 'sendYours', 'startIdleClock'] },
+              { guard: 'isPassAnsweredAtOnce', actions: 'passTurnBackAtOnce' },
               { guard: 'isPass', target: 'holding', actions: 'countPass' },
               { actions: 'raiseRequest' }
             ],
@@ -436,7 +451,7 @@ export const sessionMachine = sessionSetup.createMachine({
             'turn.hold.over': { target: 'clientHolds', actions: 'sendYours' },
             // §4: what arrives meanwhile is delivered at once, then "yours".
             notify: [
-              { guard: 'isPlainNews', target: 'clientHolds', actions: ['sendPlainNews', 'sendYours'] },
+              { guard: 'isPlainNews', target: 'clientHolds', actions: 'sendNewsThenYours' },
               { target: 'delivering', actions: 'enqueueDeliverable' }
             ],
             // §4: a frame ends the hold: "yours" at once, and the frame is the next request.
