@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import type { DurableState } from '../actors/coordinator.ts'
-import { INITIAL_CHAT } from '../actors/shared-state.ts'
+import { INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY } from '../actors/shared-state.ts'
 import { createStore, defaultDataDir, FILES, fileSafeName, LOCK_NAME, PID_NAME, serializeJson, StoreSetupError } from '../src/store.ts'
 import { committedIn, fileStoreIn, memoryLog, numberedState, tempDirs, until } from './helpers/store-fixture.ts'
 
@@ -76,7 +76,9 @@ describe('serializeJson: what JSON.stringify does specially', () => {
       s: Symbol('t'),
       list: [...odd, ...Array.from({ length: 3_000 }, (_, i) => i)],
       wide: { gone: undefined, ...heavy(3_000), last: undefined },
-      small: { gone: undefined, a: 1, f: () => 3, b: [undefined] }
+      small: { gone: undefined, a: 1, f: () => 3, b: [undefined] },
+      // A string under the piece size inside a walked container: written whole, as a string.
+      mid: 'm'.repeat(10_000)
     }
     const want = JSON.stringify(value)
     expect((await serializeJson(value, 1)).toString('utf8')).toBe(want)
@@ -96,6 +98,9 @@ describe('serializeJson: what JSON.stringify does specially', () => {
     // A lone low surrogate at the cut is no pair: it is cut there, escaped as JSON.stringify does.
     const lone = `${'a'.repeat(256 * 1024 - 1)}\udc00${'b'.repeat(10)}`
     expect((await serializeJson([lone], 1)).toString('utf8')).toBe(JSON.stringify([lone]))
+    // A lone high surrogate at the very end: the last piece ends there (a broken walk would loop on it).
+    const end = `${'a'.repeat(300_000)}\ud800`
+    expect((await serializeJson([end], 1)).toString('utf8')).toBe(JSON.stringify([end]))
   })
 })
 
@@ -105,12 +110,14 @@ describe('bad data files: each is moved aside, named with its problem, and the p
   const chat = (lines: unknown): string => JSON.stringify({ format: 'vcstudio-multiuser/chat', version: 1, savedAt: '', lines })
   const cases: Array<[string, keyof typeof FILES, string, RegExp]> = [
     ['not an object', 'story', '[1,2]', /is not a vcstudio-multiuser\/story file/],
+    ['null', 'analytics', 'null', /is not a vcstudio-multiuser\/analytics file/],
     ['another part\'s file', 'story', analytics({ timestamp: LATE, value: 1 }), /is not a vcstudio-multiuser\/story file/],
     ['no version', 'chat', JSON.stringify({ format: 'vcstudio-multiuser/chat', lines: [] }), /is format version undefined, this server reads 1/],
     ['an owner that is no string', 'story', story({ owner: 7, timestamp: LATE, value: {} }), /is bad owner \|/],
     ['a timestamp that is no string', 'story', story({ owner: 'o', timestamp: 1, value: {} }), /is bad timestamp \|/],
     ['a story value that is no object', 'story', story({ owner: 'o', timestamp: LATE, value: [1] }), /is bad value \(not an object\)/],
     ['a null story value', 'story', story({ owner: 'o', timestamp: LATE, value: null }), /is bad value \(not an object\)/],
+    ['a string story value', 'story', story({ owner: 'o', timestamp: LATE, value: 'x' }), /is bad value \(not an object\)/],
     ['analytics without a timestamp', 'analytics', analytics({ value: 1 }), /analytics\.json is bad timestamp \|/],
     // The §1 check refuses a missing value first (so decode's own "bad value (missing)" is never reached).
     ['analytics without a value', 'analytics', analytics({ timestamp: LATE }), /is refused by §1 \(not a JSON value/],
@@ -131,6 +138,8 @@ describe('bad data files: each is moved aside, named with its problem, and the p
     expect(log.at('warn')[0]).toContain(`starting with an empty ${part}`)
     const aside = readdirSync(dir).filter((n) => n.startsWith(`${FILES[part]}.corrupt-`))
     expect(aside).toHaveLength(1)
+    // Named for the time, with no ':' (not allowed in Windows file names).
+    expect(aside[0].slice(FILES[part].length)).toMatch(/^\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z$/)
     expect(readFileSync(join(dir, aside[0]), 'utf8')).toBe(text)
     await store.close()
   })
@@ -139,15 +148,30 @@ describe('bad data files: each is moved aside, named with its problem, and the p
     const dir = tempDir()
     writeFileSync(join(dir, FILES.story), story({ owner: 'o', timestamp: LATE, value: { a: 1 } }))
     writeFileSync(join(dir, FILES.analytics), analytics({ timestamp: LATE, value: null }))
-    writeFileSync(join(dir, FILES.chat), chat([['ann', 'hi']]))
-    const { store, log } = fileStoreIn(dir)
+    writeFileSync(join(dir, FILES.chat), chat([...INITIAL_CHAT, ['ann', 'hi']]))
+    const { store, log } = fileStoreIn(dir) // no chat limit: the history is kept as it is
     expect(await store.load()).toEqual({
       story: { owner: 'o', timestamp: LATE, value: { a: 1 } },
       analytics: { timestamp: LATE, value: null },
-      chat: [['ann', 'hi']]
+      chat: [...INITIAL_CHAT, ['ann', 'hi']]
     })
     expect(log.at('warn')).toEqual([])
     await store.close()
+  })
+
+  it('any one part alone is restored, the others start as new', async () => {
+    for (const [part, text] of [['story', story({ owner: 'o', timestamp: LATE, value: { a: 1 } })], ['analytics', analytics({ timestamp: LATE, value: 5 })], ['chat', chat([['ann', 'hi']])]] as const) {
+      const dir = tempDir()
+      writeFileSync(join(dir, FILES[part]), text)
+      const { store } = fileStoreIn(dir)
+      const loaded = await store.load()
+      expect(loaded).toBeDefined()
+      expect(Object.keys(loaded ?? {}).sort()).toEqual(['analytics', 'chat', 'story'])
+      expect(loaded?.story).toEqual(part === 'story' ? { owner: 'o', timestamp: LATE, value: { a: 1 } } : INITIAL_STORY)
+      expect(loaded?.analytics).toEqual(part === 'analytics' ? { timestamp: LATE, value: 5 } : INITIAL_ANALYTICS)
+      expect(loaded?.chat).toEqual(part === 'chat' ? [['ann', 'hi']] : INITIAL_CHAT)
+      await store.close()
+    }
   })
 
   it('an unreadable file (a directory where the file should be) is named with its error code and moved aside', async () => {
@@ -156,6 +180,7 @@ describe('bad data files: each is moved aside, named with its problem, and the p
     const { store, log } = fileStoreIn(dir)
     expect(await store.load()).toBeUndefined()
     expect(log.at('warn')).toEqual([expect.stringMatching(/analytics\.json is unreadable \(EISDIR: .*\) \| moved aside as analytics\.json\.corrupt-/)])
+    expect(log.at('warn')[0]).not.toContain('EISDIR: EISDIR') // Node's message already starts with its code
     expect(existsSync(join(dir, FILES.analytics))).toBe(false)
     await store.close()
   })
@@ -186,6 +211,8 @@ describe('the data dir', () => {
       return (err as Error).message
     }
     expect(await refused()).toContain('in use by another server, pid 999999999 on render-farm-7')
+    const { store } = fileStoreIn(dir)
+    expect(await store.load().catch((e: Error) => e.name)).toBe('StoreSetupError')
     for (const owner of ['{"pid":"12","host":"h"}', '{"pid":12}', '{"host":"h"}', 'not json']) {
       writeFileSync(join(dir, PID_NAME), owner)
       expect(await refused()).toMatch(/is in use by another server \(its lock .*server\.lock is fresh\)/)
@@ -249,7 +276,42 @@ describe('the data dir', () => {
   })
 })
 
-describe('retries', () => {
+describe('flush, close and retries', () => {
+  it('flush waits for a write already in flight; close of a store never loaded, or closed twice, resolves', async () => {
+    const gates: Array<() => void> = []
+    let calls = 0
+    const { store } = fileStoreIn(tempDir(), {
+      writeFile: async () => { calls++; await new Promise<void>((resolve) => gates.push(resolve)) }
+    })
+    await store.load()
+    store.save(numberedState(1), 1)
+    await until(() => calls === 1, 'the write')
+    let flushed = false
+    const flushing = store.flush().then(() => { flushed = true })
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(flushed).toBe(false) // the write is still held
+    for (const g of gates.splice(0)) g()
+    await flushing
+    expect(calls).toBe(1)
+    await store.close()
+    await store.close()
+    await fileStoreIn(tempDir()).store.close()
+  })
+
+  it('an error without a code is logged by its message alone', async () => {
+    let fail = true
+    const { store, log } = fileStoreIn(tempDir(), {
+      retryMs: 1,
+      writeFile: async () => { if (fail) { fail = false; throw new Error('the disk said no') } }
+    })
+    await store.load()
+    const committed = committedIn(store)
+    store.save(numberedState(2), 1)
+    await until(() => committed.includes(1), 'the commit')
+    expect(log.at('warn')[0]).toMatch(/cannot save .*story\.json \(the disk said no\) \|/)
+    await store.close()
+  })
+
   it('what a flush could not write is retried afterwards, with no new change', async () => {
     let failing = true
     const written: string[] = []
@@ -271,6 +333,14 @@ describe('retries', () => {
     failing = false
     await until(() => committed.includes(1), 'the retry after the flush')
     expect(written.some((p) => p.endsWith(FILES.story))).toBe(true)
+
+    // After a flush, a new streak of failures is still retried (the flush's own no-retry rule is over).
+    failing = true
+    store.save(numberedState(6), 2)
+    await until(() => log.at('warn').filter((l) => l.includes('cannot save')).length === 2, 'the second streak')
+    failing = false
+    await until(() => committed.includes(2), 'the retry of the second streak')
+    await store.close()
   })
 
   it('the backoff doubles from retryMs up to maxRetryMs, no further (fake clock)', async () => {
