@@ -268,11 +268,12 @@ describe('the data dir', () => {
 
   it('a save before any load creates the data dir (with its parents) for its write', async () => {
     const dir = join(tempDir(), 'a', 'b')
-    const { store } = fileStoreIn(dir)
+    const { store, log } = fileStoreIn(dir)
     const committed = committedIn(store)
     store.save(numberedState(4), 4)
     await until(() => committed.includes(4), 'the commit')
     expect(Object.values(FILES).every((f) => existsSync(join(dir, f)))).toBe(true)
+    expect(log.at('warn')).toEqual([]) // made before the first write, not after it failed
   })
 })
 
