@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createActor, fromCallback, waitFor, type AnyActorRef, type EventObject } from 'xstate'
-import { relayPipe } from '../src/relay-pipe.ts'
+import { newRelayProgress, relayPipe, relayPipeWith, type RelayProgress } from '../src/relay-pipe.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
 import type { Frame, JsonValue } from '../protocol/frame.ts'
 import { giverMachine, type RelayOutcome } from '../actors/giver.ts'
@@ -60,10 +60,10 @@ function recorder (got: EventObject[]): AnyActorRef {
 }
 
 /** Runs a giver machine over the two fake ports; `events` are those the machine took, in order. */
-function relay (giver: FakePort, taker: FakePort, idleLimitMs = 5_000): { events: string[], told: EventObject[], done: Promise<RelayOutcome> } {
+function relay (giver: FakePort, taker: FakePort, idleLimitMs = 5_000, pipe = relayPipe): { events: string[], told: EventObject[], done: Promise<RelayOutcome> } {
   const events: string[] = []
   const told: EventObject[] = []
-  const actor = createActor(giverMachine.provide({ actors: { relayPipe } }), {
+  const actor = createActor(giverMachine.provide({ actors: { relayPipe: pipe } }), {
     input: {
       relayId: 1, folder: '/f', giver: recorder(told), taker: recorder([]), giverPort: giver, takerPort: taker,
       takerActor: recorder([]), coordinator: recorder([]), idleLimitMs
@@ -139,5 +139,39 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.giverViolation).toMatch(/giver idle for 0\.1 s instead of a manifest/)
     expect(g.released).toBe(false) // its frames are dropped until its session closes it
     expect(t.released).toBe(true)
+  })
+
+  it('counts its progress for the status page: files, headers, bytes announced and relayed (a missing file is through, not a header)', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    // The taker answers each file once it has it whole ("failed" for the missing one).
+    let expecting: { path: string, left: number } | null = null
+    t.onSend = (what) => {
+      if (typeof what === 'object' && what !== null && !Array.isArray(what) && 'binary' in what) {
+        if (expecting !== null && (expecting.left -= what.binary as number) === 0) { t.feedJson(['ok', expecting.path]); expecting = null }
+      } else if (Array.isArray(what) && what[0] === 'file') {
+        expecting = { path: what[1] as string, left: what[2] as number }
+      } else if (Array.isArray(what) && what[0] === 'missing') {
+        t.feedJson(['failed', what[1] as string, 'missing'])
+      } else if (what !== null && typeof what === 'object' && !Array.isArray(what)) {
+        t.feedJson(['a', 'm', 'b'])
+      }
+    }
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h1', m: 'h2', b: 'h3' })
+      if (Array.isArray(what) && what.length === 3 && what[0] === 'a') {
+        g.feedJson(['file', 'a', 3]); g.feedBinary(2); g.feedBinary(1)
+        g.feedJson(['missing', 'm', 'unreadable'])
+        g.feedJson(['file', 'b', 4]); g.feedBinary(4)
+      }
+    }
+    const progress: RelayProgress[] = []
+    const pipe = relayPipeWith(() => { const p = newRelayProgress(); progress.push(p); return p })
+    const outcome = await relay(g, t, 5_000, pipe).done
+    expect(outcome.failure).toBeUndefined()
+    expect(outcome).toMatchObject({ files: 2, bytes: 7 })
+    expect(progress).toEqual([{ filesTotal: 3, filesDone: 3, headers: 2, bytesAnnounced: 7, bytesDone: 7 }])
+    expect(g.sent).toEqual([['give', '/f'], ['a', 'm', 'b'], ['ok', 'a'], ['failed', 'm', 'missing'], ['ok', 'b']])
+    expect(newRelayProgress()).toEqual({ filesTotal: null, filesDone: 0, headers: 0, bytesAnnounced: 0, bytesDone: 0 })
   })
 })
