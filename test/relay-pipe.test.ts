@@ -174,4 +174,61 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(g.sent).toEqual([['give', '/f'], ['a', 'm', 'b'], ['ok', 'a'], ['failed', 'm', 'missing'], ['ok', 'b']])
     expect(newRelayProgress()).toEqual({ filesTotal: null, filesDone: 0, headers: 0, bytesAnnounced: 0, bytesDone: 0 })
   })
+
+  /** G offers `files` (each `size` bytes) and T asks for them all; what G and T then do is up to the test. */
+  function offer (g: FakePort, t: FakePort, files: string[]): void {
+    t.onSend = (what) => { if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) t.feedJson(files) }
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson(Object.fromEntries(files.map((f) => [f, 'h']))) }
+  }
+
+  it('a giver silent mid-file is dropped after the idle limit, named with the bytes still to come', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 10]); g.feedBinary(4) } }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.failure).toBe('giver idle for 0.1 s with 6 bytes of a to go')
+    expect(outcome.giverViolation).toBe(outcome.failure)
+    expect(outcome.takerError?.code).toBe('relay_failed')
+    expect(t.sent).toEqual([{ a: 'h' }, ['file', 'a', 10], { binary: 4 }])
+  })
+
+  it('a taker that never answers for a file it has whole is dropped after the idle limit; the giver gets "failed" for every file', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2); g.feedJson(['file', 'b', 1]); g.feedBinary(1) }
+    }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.takerViolation).toBe('taker idle for 0.1 s with its answer for a owed')
+    expect(outcome.giverViolation).toBeUndefined()
+    expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected'], ['failed', 'b', 'taker disconnected']])
+  })
+
+  it('a taker that reads nothing is dropped after the idle limit (its port closed); the giver finishes with "failed"', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    // T's socket never drains: a binary write waits until the port is closed.
+    let unblock = (): void => {}
+    t.sendBinary = async (_chunks, byteLength) => {
+      t.sent.push({ binary: byteLength })
+      await new Promise<void>((resolve) => { unblock = resolve })
+    }
+    t.close = () => { t.closed = true; unblock() }
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2); g.feedJson(['file', 'b', 1]); g.feedBinary(1) }
+    }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.takerViolation).toBe('taker read nothing for 0.1 s')
+    expect(t.closed).toBe(true)
+    expect(t.sent).toEqual([{ a: 'h', b: 'h' }, ['file', 'a', 2], { binary: 2 }]) // nothing more once it is dropped
+    expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected'], ['failed', 'b', 'taker disconnected']])
+  })
 })
