@@ -14,8 +14,9 @@ import { defineConfig } from 'vitest/config'
  * Quicker runs of one area on a busy machine (docs/mutation.md has the
  * command for each): `MUTATION_SUITES=protocol` (the pure protocol tests),
  * `store` (the store's tests and the §8 ones), `relay` (src/relay-pipe.ts,
- * actors/giver.ts and actors/taker.ts: the relay suites that need no real
- * idle timer), `pure` (actors/shared-state.ts and actors/notifications.ts:
+ * actors/giver.ts and actors/taker.ts: the in-process relay tests over fake
+ * ports, whose idle limits are 0.1 s, and the quick TCP relay suites; the
+ * multi-MiB relay-files suite stays out), `pure` (actors/shared-state.ts and actors/notifications.ts:
  * their unit tests).
  */
 const FOCUSED: Record<string, string[]> = {
@@ -25,7 +26,6 @@ const FOCUSED: Record<string, string[]> = {
     'test/relay-pipe.test.ts',
     'test/relay-smoke.test.ts',
     'test/relay-failures.test.ts',
-    'test/relay-files.test.ts',
     'test/relay-rev2.test.ts'
   ],
   pure: ['test/shared-state.test.ts', 'test/notifications.test.ts']
