@@ -18,6 +18,7 @@ class FakePort implements FramePort {
   readonly sent: Sent[] = []
   private readonly inbox: Frame[] = []
   private ended = false
+  private error: Error | null = null
   private wake: (() => void) | null = null
   released = false
   closed = false
@@ -27,6 +28,8 @@ class FakePort implements FramePort {
   feedJson (value: JsonValue): void { this.feed({ kind: 'json', value, index: this.index++ }) }
   feedBinary (n: number): void { this.feed({ kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index++ }) }
   end (): void { this.ended = true; this.wake?.() }
+  /** The connection breaks: its frames end with `error` (as a connection's do on a protocol violation). */
+  fail (error: Error): void { this.error = error; this.end() }
   private feed (f: Frame): void { this.inbox.push(f); this.wake?.() }
 
   sendJson (value: unknown): void { this.record(value as JsonValue) }
@@ -40,6 +43,7 @@ class FakePort implements FramePort {
         while (!self.released) {
           const f = self.inbox.shift()
           if (f !== undefined) { yield f; continue }
+          if (self.error !== null) throw self.error
           if (self.ended) return
           await new Promise<void>((resolve) => { self.wake = resolve })
         }
@@ -230,5 +234,70 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(t.closed).toBe(true)
     expect(t.sent).toEqual([{ a: 'h', b: 'h' }, ['file', 'a', 2], { binary: 2 }]) // nothing more once it is dropped
     expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected'], ['failed', 'b', 'taker disconnected']])
+  })
+
+  it('a giver whose connection breaks before its manifest: the violation carries the break\'s detail', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.fail(new Error('frame of 2 GiB refused')) }
+    const outcome = await relay(g, t).done
+    expect(outcome.giverViolation).toBe('giver broke the protocol instead of a manifest: frame of 2 GiB refused')
+    expect(outcome.takerError?.code).toBe('relay_failed')
+  })
+
+  it('a giver that sends bytes instead of its manifest breaks the protocol', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedBinary(3) }
+    const outcome = await relay(g, t).done
+    expect(outcome.giverViolation).toBe('giver broke the protocol instead of a manifest: a binary frame where a message was due')
+  })
+
+  it('a taker silent after the manifest is dropped after the idle limit', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h' }) }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.takerViolation).toBe('taker idle for 0.1 s before its getlist')
+    expect(outcome.giverViolation).toBeUndefined()
+  })
+
+  it('a giver that sends faster than the relay reads is paused and resumed (backpressure on its frames), nothing lost', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    const MiB = 1024 * 1024
+    offer(g, t, ['big'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'big') { g.feedJson(['file', 'big', 2 * MiB + 1]); g.feedBinary(MiB); g.feedBinary(MiB); g.feedBinary(1) }
+    }
+    const firstT = t.onSend
+    let got = 0
+    t.onSend = (what) => {
+      firstT(what)
+      if (typeof what === 'object' && what !== null && 'binary' in what && (got += what.binary as number) === 2 * MiB + 1) t.feedJson(['ok', 'big'])
+    }
+    const outcome = await relay(g, t).done
+    expect(outcome.failure).toBeUndefined()
+    expect(outcome).toMatchObject({ files: 1, bytes: 2 * MiB + 1 })
+  })
+
+  it('each side\'s idle clock runs only while the relay waits on that side: waits each under the limit add up past it, and the relay succeeds', async () => {
+    // Limit 800 ms; the giver, then the taker, then the taker again each take 500 ms (1.5 s in all).
+    const g = new FakePort()
+    const t = new FakePort()
+    const later = (f: () => void): void => { setTimeout(f, 500) }
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') later(() => g.feedJson({ a: 'h' }))
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
+    }
+    t.onSend = (what) => {
+      if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) later(() => t.feedJson(['a']))
+      if (what !== null && typeof what === 'object' && 'binary' in what) later(() => t.feedJson(['ok', 'a']))
+    }
+    const outcome = await relay(g, t, 800).done
+    expect(outcome.failure).toBeUndefined()
+    expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
   })
 })
