@@ -300,4 +300,68 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.failure).toBeUndefined()
     expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
   })
+
+  it('a giver gone, or sending bytes, where a file header is due; a taker answering before the header was sent', async () => {
+    const run = async (giverDoes: (g: FakePort) => void, takerAnswersEarly = false): Promise<RelayOutcome> => {
+      const g = new FakePort()
+      const t = new FakePort()
+      offer(g, t, ['a'])
+      const first = g.onSend
+      g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') giverDoes(g) }
+      if (takerAnswersEarly) {
+        const firstT = t.onSend
+        t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) t.feedJson(['ok', 'a']) }
+      }
+      return await relay(g, t, 200).done
+    }
+    expect((await run((g) => g.end())).failure).toBe('giver disconnected before the header of a')
+    expect((await run((g) => g.feedBinary(1))).giverViolation).toBe('giver broke the protocol before the header of a: a binary frame where a message was due')
+    // G then sends nothing: it is idle too, and the outcome names both.
+    const both = await run(() => {}, true)
+    expect(both.takerViolation).toBe('taker answered for a before it was sent')
+    expect(both.giverViolation).toBe('giver idle for 0.2 s before the header of a')
+  })
+
+  it('a taker whose connection breaks while it owes an answer: the violation carries the break\'s detail', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } }
+    const firstT = t.onSend
+    t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && 'binary' in what) t.fail(new Error('frame too big')) }
+    const outcome = await relay(g, t).done
+    expect(outcome.takerViolation).toBe('taker broke the protocol: frame too big')
+    expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
+  })
+
+  it('an ack-waiting giver slow between files, and a taker slow to drain, each within the limit: the relay succeeds', async () => {
+    // Limit 1 s. T answers each file 600 ms after it; G, waiting for each answer, sends the next file
+    // 500 ms after it (its clock runs for those 500 ms only, not while T owes its answer); T's socket
+    // then takes 300 ms to drain the second file.
+    const g = new FakePort()
+    const t = new FakePort()
+    const binary = t.sendBinary.bind(t)
+    let drained = 0
+    t.sendBinary = async (chunks, n) => { await binary(chunks, n); if (drained++ === 1) await new Promise((resolve) => setTimeout(resolve, 300)) }
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
+      if (Array.isArray(what) && what[0] === 'ok' && what[1] === 'a') setTimeout(() => { g.feedJson(['file', 'b', 1]); g.feedBinary(1) }, 500)
+    }
+    const firstT = t.onSend
+    let files = 0
+    t.onSend = (what) => {
+      firstT(what)
+      if (what !== null && typeof what === 'object' && 'binary' in what) {
+        const path = files++ === 0 ? 'a' : 'b'
+        setTimeout(() => t.feedJson(['ok', path]), 600)
+      }
+    }
+    const outcome = await relay(g, t, 1_000).done
+    expect(outcome.failure).toBeUndefined()
+    expect(g.sent.slice(2)).toEqual([['ok', 'a'], ['ok', 'b']])
+  })
 })
