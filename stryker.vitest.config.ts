@@ -11,13 +11,24 @@ import { defineConfig } from 'vitest/config'
  * lists the ones we checked.
  */
 /**
- * Quicker runs of one area on a busy machine: `MUTATION_SUITES=protocol`
- * (the pure protocol tests) or `MUTATION_SUITES=store` (the store's tests
- * and the §8 ones).
+ * Quicker runs of one area on a busy machine (docs/mutation.md has the
+ * command for each): `MUTATION_SUITES=protocol` (the pure protocol tests),
+ * `store` (the store's tests and the §8 ones), `relay` (src/relay-pipe.ts,
+ * actors/giver.ts and actors/taker.ts: the in-process relay tests over fake
+ * ports, whose idle limits are 0.1 s, and the quick TCP relay suites; the
+ * multi-MiB relay-files suite stays out), `pure` (actors/shared-state.ts and actors/notifications.ts:
+ * their unit tests).
  */
 const FOCUSED: Record<string, string[]> = {
   protocol: ['test/protocol/**/*.test.ts'],
-  store: ['test/persist.test.ts', 'test/durability.test.ts']
+  store: ['test/persist.test.ts', 'test/durability.test.ts', 'test/store-edges.test.ts'],
+  relay: [
+    'test/relay-pipe.test.ts',
+    'test/relay-smoke.test.ts',
+    'test/relay-failures.test.ts',
+    'test/relay-rev2.test.ts'
+  ],
+  pure: ['test/shared-state.test.ts', 'test/notifications.test.ts']
 }
 const focused = FOCUSED[process.env.MUTATION_SUITES ?? '']
 
@@ -28,6 +39,7 @@ export default defineConfig({
       'test/shared-state.test.ts',
       'test/durability.test.ts',
       'test/persist.test.ts',
+      'test/store-edges.test.ts',
       'test/relay-pipe.test.ts',
       'test/relay-smoke.test.ts',
       'test/relay-failures.test.ts',

@@ -499,6 +499,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
     for (const name of await readdir(dir)) {
       if (LEFTOVER_TEMP.test(name)) await unlink(join(dir, name)).catch(() => {})
     }
+    // Stryker disable next-line StringLiteral: debug log text only
     log.debug(`persistence | data dir | ${dir} | locked by pid ${process.pid}`)
   }
 
@@ -509,6 +510,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
   return {
     durable: true,
     load: async () => {
+      // Stryker disable next-line StringLiteral: debug log text only
       log.debug(`persistence | setting up the data dir ${dir}`)
       const setUpDone = setUp()
       try {
@@ -528,8 +530,10 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
       writers.analytics.written(restored.analytics)
       writers.chat.written(restored.chat)
       if (story === undefined && analytics === undefined && chat === undefined) return undefined
+      // Stryker disable StringLiteral: debug log text only
       log.debug(`persistence | restored | story of ${restored.story.timestamp} by ${restored.story.owner}` +
         ` | analytics of ${restored.analytics.timestamp} | chat of ${restored.chat.length} lines`)
+      // Stryker restore StringLiteral
       return restored
     },
     save: (state, version) => {
@@ -641,6 +645,7 @@ class PartWriter<T> {
         this.writing = undefined
         if (this.failures > 0) this.log.warn(`persistence | saving ${this.path} works again, after ${this.failures} failed attempts`)
         this.failures = 0
+        // Stryker disable next-line StringLiteral,ArithmeticOperator: debug log text only (its duration included)
         this.log.debug(`persistence | saved | ${this.path} | ${data.byteLength} bytes | ${(performance.now() - t0).toFixed(1)} ms`)
         this.committed()
       } catch (err) {

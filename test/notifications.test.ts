@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { enqueueNotification, type Notification } from '../actors/notifications.ts'
+import { enqueueNotification, withdrawServe, type Notification } from '../actors/notifications.ts'
 import type { ChatLine } from '../protocol/messages.ts'
 
 const history = (n: number): readonly ChatLine[] => Array.from({ length: n }, (_, i) => ['u', `line ${i}`] as const)
@@ -37,5 +37,24 @@ describe('§4 coalescing of a message notification that carries the history', ()
         expect(pending.findIndex((n) => n.kind === 'message')).toBe(kindsBefore.size)
       }
     }))
+  })
+})
+
+describe('§4 what coalesces and what does not', () => {
+  const at = (from: string, path: string): Notification => ({ kind: 'at', from, path, timestamp: '2024/01/01-00:00:00' })
+  const serve = (relayId: number): Notification => ({ kind: 'serve', relayId, folder: '/f', taker: 't' })
+
+  it('an at replaces only the pending at of the same sender, in its place; serves never coalesce', () => {
+    let pending: readonly Notification[] = []
+    for (const n of [at('ann', 'a'), { kind: 'users' } as const, at('bob', 'b'), serve(1), serve(2), at('ann', 'c'), { kind: 'users' } as const]) {
+      pending = enqueueNotification(pending, n)
+    }
+    expect(pending).toEqual([at('ann', 'c'), { kind: 'users' }, at('bob', 'b'), serve(1), serve(2)])
+  })
+
+  it('withdrawing a serve removes that relay\'s serve only', () => {
+    const pending: readonly Notification[] = [serve(1), { kind: 'story' }, serve(2), at('ann', 'a')]
+    expect(withdrawServe(pending, 2)).toEqual([serve(1), { kind: 'story' }, at('ann', 'a')])
+    expect(withdrawServe(pending, 3)).toEqual(pending)
   })
 })

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createActor, fromCallback, waitFor, type AnyActorRef, type EventObject } from 'xstate'
-import { relayPipe } from '../src/relay-pipe.ts'
+import { newRelayProgress, relayPipe, relayPipeWith, type RelayProgress } from '../src/relay-pipe.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
 import type { Frame, JsonValue } from '../protocol/frame.ts'
 import { giverMachine, type RelayOutcome } from '../actors/giver.ts'
@@ -18,6 +18,7 @@ class FakePort implements FramePort {
   readonly sent: Sent[] = []
   private readonly inbox: Frame[] = []
   private ended = false
+  private error: Error | null = null
   private wake: (() => void) | null = null
   released = false
   closed = false
@@ -27,6 +28,8 @@ class FakePort implements FramePort {
   feedJson (value: JsonValue): void { this.feed({ kind: 'json', value, index: this.index++ }) }
   feedBinary (n: number): void { this.feed({ kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index++ }) }
   end (): void { this.ended = true; this.wake?.() }
+  /** The connection breaks: its frames end with `error` (as a connection's do on a protocol violation). */
+  fail (error: Error): void { this.error = error; this.end() }
   private feed (f: Frame): void { this.inbox.push(f); this.wake?.() }
 
   sendJson (value: unknown): void { this.record(value as JsonValue) }
@@ -40,6 +43,7 @@ class FakePort implements FramePort {
         while (!self.released) {
           const f = self.inbox.shift()
           if (f !== undefined) { yield f; continue }
+          if (self.error !== null) throw self.error
           if (self.ended) return
           await new Promise<void>((resolve) => { self.wake = resolve })
         }
@@ -60,10 +64,10 @@ function recorder (got: EventObject[]): AnyActorRef {
 }
 
 /** Runs a giver machine over the two fake ports; `events` are those the machine took, in order. */
-function relay (giver: FakePort, taker: FakePort, idleLimitMs = 5_000): { events: string[], told: EventObject[], done: Promise<RelayOutcome> } {
+function relay (giver: FakePort, taker: FakePort, idleLimitMs = 5_000, pipe = relayPipe): { events: string[], told: EventObject[], done: Promise<RelayOutcome> } {
   const events: string[] = []
   const told: EventObject[] = []
-  const actor = createActor(giverMachine.provide({ actors: { relayPipe } }), {
+  const actor = createActor(giverMachine.provide({ actors: { relayPipe: pipe } }), {
     input: {
       relayId: 1, folder: '/f', giver: recorder(told), taker: recorder([]), giverPort: giver, takerPort: taker,
       takerActor: recorder([]), coordinator: recorder([]), idleLimitMs
@@ -139,5 +143,225 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.giverViolation).toMatch(/giver idle for 0\.1 s instead of a manifest/)
     expect(g.released).toBe(false) // its frames are dropped until its session closes it
     expect(t.released).toBe(true)
+  })
+
+  it('counts its progress for the status page: files, headers, bytes announced and relayed (a missing file is through, not a header)', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    // The taker answers each file once it has it whole ("failed" for the missing one).
+    let expecting: { path: string, left: number } | null = null
+    t.onSend = (what) => {
+      if (typeof what === 'object' && what !== null && !Array.isArray(what) && 'binary' in what) {
+        if (expecting !== null && (expecting.left -= what.binary as number) === 0) { t.feedJson(['ok', expecting.path]); expecting = null }
+      } else if (Array.isArray(what) && what[0] === 'file') {
+        expecting = { path: what[1] as string, left: what[2] as number }
+      } else if (Array.isArray(what) && what[0] === 'missing') {
+        t.feedJson(['failed', what[1] as string, 'missing'])
+      } else if (what !== null && typeof what === 'object' && !Array.isArray(what)) {
+        t.feedJson(['a', 'm', 'b'])
+      }
+    }
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h1', m: 'h2', b: 'h3' })
+      if (Array.isArray(what) && what.length === 3 && what[0] === 'a') {
+        g.feedJson(['file', 'a', 3]); g.feedBinary(2); g.feedBinary(1)
+        g.feedJson(['missing', 'm', 'unreadable'])
+        g.feedJson(['file', 'b', 4]); g.feedBinary(4)
+      }
+    }
+    const progress: RelayProgress[] = []
+    const pipe = relayPipeWith(() => { const p = newRelayProgress(); progress.push(p); return p })
+    const outcome = await relay(g, t, 5_000, pipe).done
+    expect(outcome.failure).toBeUndefined()
+    expect(outcome).toMatchObject({ files: 2, bytes: 7 })
+    expect(progress).toEqual([{ filesTotal: 3, filesDone: 3, headers: 2, bytesAnnounced: 7, bytesDone: 7 }])
+    expect(g.sent).toEqual([['give', '/f'], ['a', 'm', 'b'], ['ok', 'a'], ['failed', 'm', 'missing'], ['ok', 'b']])
+    expect(newRelayProgress()).toEqual({ filesTotal: null, filesDone: 0, headers: 0, bytesAnnounced: 0, bytesDone: 0 })
+  })
+
+  /** G offers `files` (each `size` bytes) and T asks for them all; what G and T then do is up to the test. */
+  function offer (g: FakePort, t: FakePort, files: string[]): void {
+    t.onSend = (what) => { if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) t.feedJson(files) }
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson(Object.fromEntries(files.map((f) => [f, 'h']))) }
+  }
+
+  it('a giver silent mid-file is dropped after the idle limit, named with the bytes still to come', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 10]); g.feedBinary(4) } }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.failure).toBe('giver idle for 0.1 s with 6 bytes of a to go')
+    expect(outcome.giverViolation).toBe(outcome.failure)
+    expect(outcome.takerError?.code).toBe('relay_failed')
+    expect(t.sent).toEqual([{ a: 'h' }, ['file', 'a', 10], { binary: 4 }])
+  })
+
+  it('a taker that never answers for a file it has whole is dropped after the idle limit; the giver gets "failed" for every file', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2); g.feedJson(['file', 'b', 1]); g.feedBinary(1) }
+    }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.takerViolation).toBe('taker idle for 0.1 s with its answer for a owed')
+    expect(outcome.giverViolation).toBeUndefined()
+    expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected'], ['failed', 'b', 'taker disconnected']])
+  })
+
+  it('a taker that reads nothing is dropped after the idle limit (its port closed); the giver finishes with "failed"', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    // T's socket never drains: a binary write waits until the port is closed.
+    let unblock = (): void => {}
+    t.sendBinary = async (_chunks, byteLength) => {
+      t.sent.push({ binary: byteLength })
+      await new Promise<void>((resolve) => { unblock = resolve })
+    }
+    t.close = () => { t.closed = true; unblock() }
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2); g.feedJson(['file', 'b', 1]); g.feedBinary(1) }
+    }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.takerViolation).toBe('taker read nothing for 0.1 s')
+    expect(t.closed).toBe(true)
+    expect(t.sent).toEqual([{ a: 'h', b: 'h' }, ['file', 'a', 2], { binary: 2 }]) // nothing more once it is dropped
+    expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected'], ['failed', 'b', 'taker disconnected']])
+  })
+
+  it('a giver whose connection breaks before its manifest: the violation carries the break\'s detail', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.fail(new Error('frame of 2 GiB refused')) }
+    const outcome = await relay(g, t).done
+    expect(outcome.giverViolation).toBe('giver broke the protocol instead of a manifest: frame of 2 GiB refused')
+    expect(outcome.takerError?.code).toBe('relay_failed')
+  })
+
+  it('a giver that sends bytes instead of its manifest breaks the protocol', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedBinary(3) }
+    const outcome = await relay(g, t).done
+    expect(outcome.giverViolation).toBe('giver broke the protocol instead of a manifest: a binary frame where a message was due')
+  })
+
+  it('a taker silent after the manifest is dropped after the idle limit', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h' }) }
+    const outcome = await relay(g, t, 100).done
+    expect(outcome.takerViolation).toBe('taker idle for 0.1 s before its getlist')
+    expect(outcome.giverViolation).toBeUndefined()
+  })
+
+  it('a giver that sends faster than the relay reads is paused and resumed (backpressure on its frames), nothing lost', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    const MiB = 1024 * 1024
+    offer(g, t, ['big'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'big') { g.feedJson(['file', 'big', 2 * MiB + 1]); g.feedBinary(MiB); g.feedBinary(MiB); g.feedBinary(1) }
+    }
+    const firstT = t.onSend
+    let got = 0
+    t.onSend = (what) => {
+      firstT(what)
+      if (typeof what === 'object' && what !== null && 'binary' in what && (got += what.binary as number) === 2 * MiB + 1) t.feedJson(['ok', 'big'])
+    }
+    const outcome = await relay(g, t).done
+    expect(outcome.failure).toBeUndefined()
+    expect(outcome).toMatchObject({ files: 1, bytes: 2 * MiB + 1 })
+  })
+
+  it('each side\'s idle clock runs only while the relay waits on that side: waits each under the limit add up past it, and the relay succeeds', async () => {
+    // Limit 800 ms; the giver, then the taker, then the taker again each take 500 ms (1.5 s in all).
+    const g = new FakePort()
+    const t = new FakePort()
+    const later = (f: () => void): void => { setTimeout(f, 500) }
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') later(() => g.feedJson({ a: 'h' }))
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
+    }
+    t.onSend = (what) => {
+      if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) later(() => t.feedJson(['a']))
+      if (what !== null && typeof what === 'object' && 'binary' in what) later(() => t.feedJson(['ok', 'a']))
+    }
+    const outcome = await relay(g, t, 800).done
+    expect(outcome.failure).toBeUndefined()
+    expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
+  })
+
+  it('a giver gone, or sending bytes, where a file header is due; a taker answering before the header was sent', async () => {
+    const run = async (giverDoes: (g: FakePort) => void, takerAnswersEarly = false): Promise<RelayOutcome> => {
+      const g = new FakePort()
+      const t = new FakePort()
+      offer(g, t, ['a'])
+      const first = g.onSend
+      g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') giverDoes(g) }
+      if (takerAnswersEarly) {
+        const firstT = t.onSend
+        t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) t.feedJson(['ok', 'a']) }
+      }
+      return await relay(g, t, 200).done
+    }
+    expect((await run((g) => g.end())).failure).toBe('giver disconnected before the header of a')
+    expect((await run((g) => g.feedBinary(1))).giverViolation).toBe('giver broke the protocol before the header of a: a binary frame where a message was due')
+    // G then sends nothing: it is idle too, and the outcome names both.
+    const both = await run(() => {}, true)
+    expect(both.takerViolation).toBe('taker answered for a before it was sent')
+    expect(both.giverViolation).toBe('giver idle for 0.2 s before the header of a')
+  })
+
+  it('a taker whose connection breaks while it owes an answer: the violation carries the break\'s detail', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } }
+    const firstT = t.onSend
+    t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && 'binary' in what) t.fail(new Error('frame too big')) }
+    const outcome = await relay(g, t).done
+    expect(outcome.takerViolation).toBe('taker broke the protocol: frame too big')
+    expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
+  })
+
+  it('an ack-waiting giver slow between files, and a taker slow to drain, each within the limit: the relay succeeds', async () => {
+    // Limit 1 s. T answers each file 600 ms after it; G, waiting for each answer, sends the next file
+    // 500 ms after it (its clock runs for those 500 ms only, not while T owes its answer); T's socket
+    // then takes 300 ms to drain the second file.
+    const g = new FakePort()
+    const t = new FakePort()
+    const binary = t.sendBinary.bind(t)
+    let drained = 0
+    t.sendBinary = async (chunks, n) => { await binary(chunks, n); if (drained++ === 1) await new Promise((resolve) => setTimeout(resolve, 300)) }
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
+      if (Array.isArray(what) && what[0] === 'ok' && what[1] === 'a') setTimeout(() => { g.feedJson(['file', 'b', 1]); g.feedBinary(1) }, 500)
+    }
+    const firstT = t.onSend
+    let files = 0
+    t.onSend = (what) => {
+      firstT(what)
+      if (what !== null && typeof what === 'object' && 'binary' in what) {
+        const path = files++ === 0 ? 'a' : 'b'
+        setTimeout(() => t.feedJson(['ok', path]), 600)
+      }
+    }
+    const outcome = await relay(g, t, 1_000).done
+    expect(outcome.failure).toBeUndefined()
+    expect(g.sent.slice(2)).toEqual([['ok', 'a'], ['ok', 'b']])
   })
 })

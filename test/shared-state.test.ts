@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
-  appendChat, capChat, dropAssetsOf, INITIAL_CHAT, INITIAL_STORY, mergeAssets, mergeStory, wouldDeadlock
+  appendChat, bytesOfChat, capChat, dropAssetsOf, INITIAL_ANALYTICS, INITIAL_CHAT, INITIAL_STORY, mergeAnalytics, mergeAssets, mergeStory, wouldDeadlock
 } from '../actors/shared-state.ts'
-import type { ChatLine } from '../protocol/messages.ts'
+import { SERVER_CHAT_NAME, type ChatLine } from '../protocol/messages.ts'
 
 describe('the merge rules (§3), as pure functions', () => {
   it('story: only a strictly newer one wins, owned by its submitter; otherwise the same object', () => {
@@ -80,5 +80,54 @@ describe('chat cap in bytes (§4 rev 2)', () => {
     const chat = appendChat(INITIAL_CHAT, line, 100, json([INITIAL_CHAT[0], line]))
     expect(chat).toEqual([INITIAL_CHAT[0], line])
     expect(appendChat(INITIAL_CHAT, line, 100, json([INITIAL_CHAT[0], line]) - 1)).toEqual(INITIAL_CHAT)
+  })
+})
+
+describe('the rules mutation testing found unpinned', () => {
+  const json = (chat: readonly ChatLine[]): number => Buffer.byteLength(JSON.stringify(chat), 'utf8')
+
+  it('analytics: only a strictly newer one wins; otherwise the same object', () => {
+    const won = mergeAnalytics(INITIAL_ANALYTICS, { analytics: { h: 1 }, timestamp: '2024/01/01-00:00:00' })
+    expect(won).toEqual({ value: { h: 1 }, timestamp: '2024/01/01-00:00:00' })
+    expect(mergeAnalytics(won, { analytics: { h: 2 }, timestamp: '2024/01/01-00:00:00' })).toBe(won)
+  })
+
+  it('assets: a newer entry is a change; a leaver\'s entries go and the others stay; a user with none changes nothing', () => {
+    const first = mergeAssets({}, { '/a': ['x', '2024/01/01-00:00:00'], '/b': ['x', '2024/01/01-00:00:00'] }, 'ann')
+    expect(first.changed).toBe(true)
+    const both = mergeAssets(first.merged, { '/b': ['x', '2024/01/01-00:00:01'] }, 'bob')
+    expect(both).toEqual({ merged: { '/a': ['ann', '2024/01/01-00:00:00'], '/b': ['bob', '2024/01/01-00:00:01'] }, changed: true })
+    expect(dropAssetsOf(both.merged, 'ann')).toEqual({ assets: { '/b': ['bob', '2024/01/01-00:00:01'] }, changed: true })
+    const none = dropAssetsOf(both.merged, 'carl')
+    expect(none.changed).toBe(false)
+    expect(none.assets).toBe(both.merged)
+  })
+
+  it('only the exact server first line is kept first; a look-alike counts as a message', () => {
+    const lines: ChatLine[] = [['ann', '1'], ['ann', '2']]
+    expect(capChat([[SERVER_CHAT_NAME, 'hello'], ...lines], 2)).toEqual(lines)
+    expect(capChat([['ann', INITIAL_CHAT[0][1]], ...lines], 2)).toEqual(lines)
+    expect(capChat([...INITIAL_CHAT, ...lines], 1)).toEqual([...INITIAL_CHAT, lines[1]])
+  })
+
+  it('the byte count of any history is its JSON\'s, restored or appended (from empty too), and capping keeps the newest that fit', () => {
+    const line = fc.tuple(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 30 }))
+    fc.assert(fc.property(fc.boolean(), fc.array(line, { maxLength: 20 }), fc.integer({ min: 0, max: 400 }), fc.integer({ min: 0, max: 25 }), (server, lines, maxBytes, limit) => {
+      const restored: readonly ChatLine[] = server ? [...INITIAL_CHAT, ...lines] : [...lines]
+      expect(bytesOfChat(restored)).toBe(json(restored))
+      const capped = capChat(restored, limit, maxBytes)
+      expect(bytesOfChat(capped)).toBe(json(capped))
+      const pinned = server ? 1 : 0
+      expect(capped.slice(0, pinned)).toEqual(restored.slice(0, pinned))
+      const kept = capped.length - pinned
+      expect(capped.slice(pinned)).toEqual(restored.slice(restored.length - kept))
+      expect(kept).toBeLessThanOrEqual(limit)
+      if (kept > 0) expect(json(capped)).toBeLessThanOrEqual(maxBytes)
+      // Maximal: one more older line would break a cap.
+      if (kept < Math.min(limit, restored.length - pinned)) expect(json([...restored.slice(0, pinned), restored[restored.length - kept - 1], ...capped.slice(pinned)])).toBeGreaterThan(maxBytes)
+      let appended: readonly ChatLine[] = []
+      for (const l of lines) appended = appendChat(appended, l, 100)
+      expect(bytesOfChat(appended)).toBe(json(appended))
+    }), { numRuns: 300 })
   })
 })
