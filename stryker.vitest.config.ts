@@ -16,23 +16,19 @@ import { defineConfig } from 'vitest/config'
  * and the §8 ones) or `MUTATION_SUITES=session` (for actors/session.ts,
  * actors/coordinator.ts and actors/session-clock.ts: the in-process suites
  * that drive a real server's sessions and coordinator over real sockets,
- * about 20 s in all; docs/mutation-actors.md).
+ * about 12 s in all: a surviving mutant runs all of
+ * them; docs/mutation-actors.md).
  */
 const FOCUSED: Record<string, string[]> = {
   protocol: ['test/protocol/**/*.test.ts'],
   store: ['test/persist.test.ts', 'test/durability.test.ts'],
   session: [
     'test/server-core.test.ts',
-    'test/robustness.test.ts',
     'test/pinning.test.ts',
-    'test/shared-state.test.ts',
-    'test/durability.test.ts',
-    'test/relay-smoke.test.ts',
-    'test/relay-failures.test.ts',
-    'test/relay-rev2.test.ts',
-    'test/relay-timeout.test.ts',
+    'test/robustness.test.ts',
     'test/relay-out-of-turn.test.ts',
-    'test/model/protocol-model.test.ts',
+    'test/relay-failures.test.ts',
+    'test/durability.test.ts',
     'test/actors/**/*.test.ts'
   ]
 }
