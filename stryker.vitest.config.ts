@@ -16,7 +16,7 @@ import { defineConfig } from 'vitest/config'
  * and the §8 ones) or `MUTATION_SUITES=session` (for actors/session.ts,
  * actors/coordinator.ts and actors/session-clock.ts: the in-process suites
  * that drive a real server's sessions and coordinator over real sockets,
- * about 12 s in all: a surviving mutant runs all of
+ * about 15 s in all: a surviving mutant runs all of
  * them; docs/mutation-actors.md).
  */
 const FOCUSED: Record<string, string[]> = {
@@ -28,6 +28,8 @@ const FOCUSED: Record<string, string[]> = {
     'test/robustness.test.ts',
     'test/relay-out-of-turn.test.ts',
     'test/relay-failures.test.ts',
+    'test/relay-rev2.test.ts',
+    'test/relay-timeout.test.ts',
     'test/durability.test.ts',
     'test/actors/**/*.test.ts'
   ]
