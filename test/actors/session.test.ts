@@ -12,6 +12,7 @@ import { serverFixture } from '../helpers/fixture.ts'
 import { HELD_PASS, sessionReaches } from '../helpers/session-state.ts'
 import { pass, request, untilYours } from '../helpers/turns.ts'
 import { WireClient } from '../helpers/wire-client.ts'
+import { expectError, passToGive, waitUntil } from '../helpers/relay-wire.ts'
 
 const TS = '2031/01/01-00:00:00'
 const SERVER_LINE = ['Multiuser Server', 'Server Started']
@@ -139,6 +140,22 @@ describe('request counts (status page metrics)', () => {
     expect(await request(a, ['bogus'])).toEqual([['error', 'unknown_request', 'unknown request "bogus"'], 'yours'])
     expect(await pass(b)).toHaveLength(5) // the at, the messages, the story sync (signal and merged reply), "yours"
     expect(counted).toEqual(['pass', 'users', 'at', 'message', 'story', 'refused', 'pass'])
+  })
+})
+
+describe('request counts, around a relay', () => {
+  it('a request read where the answer to give was due is counted as refused (§4)', async () => {
+    const counted: Array<RequestType | 'refused'> = []
+    await start({ telemetry: { countRequest: (kind) => counted.push(kind), relayProgress: () => newRelayProgress() } })
+    const [g, t] = await ready('gina', 'tom')
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the relay', () => server().coordinator.getSnapshot().context.relays.size === 1)
+    expect(await passToGive(g)).toEqual(['give', '/shot'])
+    counted.length = 0
+    g.send('users')
+    expect(await expectError(g, 'bad_request')).toContain('where the answer to ["give", "/shot"] was due')
+    expect(await g.recv()).toBe('yours')
+    expect(counted).toEqual(['refused'])
   })
 })
 
