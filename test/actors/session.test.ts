@@ -26,6 +26,27 @@ async function ready (...names: string[]): Promise<WireClient[]> {
   return out
 }
 
+describe('handshake refusals say what was wrong with the answer (§3)', () => {
+  async function refusal (answers: unknown[]): Promise<unknown> {
+    const c = await raw()
+    for (const [i, question] of ['username?', 'project?', 'secret?'].slice(0, answers.length).entries()) {
+      expect(await c.recv()).toBe(question)
+      c.send(answers[i])
+    }
+    const err = await c.recv()
+    await c.waitClosed()
+    return err
+  }
+
+  it('a bad username by the username rules; a project or secret that is no string as such', async () => {
+    await start({ secret: 'sesame' })
+    expect(await refusal([42])).toEqual(['error', 'bad_handshake', 'username must be a string, got number 42'])
+    expect(await refusal(['ann', { project: 'Test Film' }])).toEqual(['error', 'bad_handshake', 'expected a string, got {"project":"Test Film"}'])
+    expect(await refusal(['ann', 'Test Film', 7])).toEqual(['error', 'bad_handshake', 'expected a string, got 7'])
+    expect(await refusal(['ann', 'Test Film', 'sesame!'])).toBe('wrong_secret')
+  })
+})
+
 describe('a pass delivers what was pending when the client passed, in order (§4)', () => {
   it('an at, then a story: the at goes out first, then the story sync, then "yours"', async () => {
     await start()
