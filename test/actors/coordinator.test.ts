@@ -10,7 +10,7 @@ import type { ServerOptions } from '../../src/server.ts'
 import { expectError, joinClients, passToGive, waitUntil } from '../helpers/relay-wire.ts'
 import { expectYours, giveFolder, pass, removeTempDirs, takeFolder, tempDir, writeTree } from '../helpers/relay-peers.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
-import type { WireClient } from '../helpers/wire-client.ts'
+import { join, type WireClient } from '../helpers/wire-client.ts'
 
 let server: TestServer
 let ended: EndedRelay[]
@@ -25,6 +25,9 @@ async function start (o: Partial<ServerOptions> = {}): Promise<WireClient[]> {
   server.coordinator.on('relayEnded', (e) => ended.push(e.relay))
   return await joinClients(server.port, 'gina', 'tom')
 }
+const relayActors = (): string[] => Object.keys(server.coordinator.getSnapshot().children)
+/** Every relay actor that ended is removed from the coordinator (none left behind). */
+const noRelayActorsLeft = async (): Promise<void> => { await waitUntil('no relay actors', () => relayActors().length === 0) }
 const relayCount = (): number => server.coordinator.getSnapshot().context.relays.size
 const oneEnded = async (): Promise<EndedRelay> => {
   await waitUntil('the relay\'s end', () => ended.length > 0)
@@ -51,6 +54,7 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     expect(served[0]).toMatch(new RegExp(`^served \\| /shot \\| from \\| ${g.userId} \\| to \\| ${t.userId} \\| files \\| 2 \\| bytes \\| 20 \\| seconds \\| \\d+\\.\\d\\d$`))
     expect(server.lines).toContain(`serving | /shot | from | ${g.userId} | to | ${t.userId}`)
     expect(relayCount()).toBe(0)
+    await noRelayActorsLeft()
   })
 
   it('failed: the giver left mid-file; the failure is said and logged', async () => {
@@ -72,6 +76,7 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     expect(r).toMatchObject({ id: 1, folder: '/shot', giver: gId, taker: t.userId, outcome: 'failed', files: 0 })
     expect(r.failure).toEqual(expect.any(String))
     expect(server.lines).toContain(`relay failed | /shot | from | ${gId} | to | ${t.userId} | ${r.failure ?? ''}`)
+    await noRelayActorsLeft()
   })
 
   it('timeout: the giver held its turn too long; nothing went through', async () => {
@@ -81,6 +86,7 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     await expectYours(t)
     expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: g.userId, taker: t.userId, outcome: 'timeout', files: 0, bytes: 0, durationMs: 0 })
     expect(server.lines).toContain(`relay timeout | /shot | from | ${g.userId} | to | ${t.userId}`)
+    await noRelayActorsLeft()
   })
 
   it('withdrawn: the taker left before the giver started', async () => {
@@ -104,5 +110,27 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     await expectYours(t)
     expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: gId, taker: t.userId, outcome: 'withdrawn', files: 0, bytes: 0, durationMs: 0 })
     expect(relayCount()).toBe(0)
+  })
+})
+
+describe('a restored state (persistence)', () => {
+  it('is what newcomers sync to; its chat is capped like any history', async () => {
+    const TS = '2031/02/02-00:00:00'
+    server = await startTestServer({
+      chatLimit: 2,
+      restored: {
+        story: { owner: '10.0.0.9:4000', value: { scenes: 9 }, timestamp: TS },
+        analytics: { value: { done: 4 }, timestamp: TS },
+        chat: [['Multiuser Server', 'Server Started'], ['ann', 'one'], ['bob', 'two'], ['cy', 'three']]
+      }
+    })
+    expect(server.coordinator.getSnapshot().context.chat).toEqual([['Multiuser Server', 'Server Started'], ['bob', 'two'], ['cy', 'three']])
+    const { client, story, analytics } = await join(server.port, 'Test Film', { username: 'dee' })
+    expect(story).toEqual(['10.0.0.9:4000', { scenes: 9 }])
+    expect(analytics).toEqual({ done: 4 })
+    client.send(['message', 'four'])
+    expect(await client.recv()).toBe('yours')
+    expect((await pass(client)).delivered).toEqual(['users', ['messages', [['Multiuser Server', 'Server Started'], ['cy', 'three'], ['dee', 'four']]]])
+    client.close()
   })
 })
