@@ -28,6 +28,12 @@ async function start (o: Partial<ServerOptions> = {}): Promise<WireClient[]> {
 const relayActors = (): string[] => Object.keys(server.coordinator.getSnapshot().children)
 /** Every relay actor that ended is removed from the coordinator (none left behind). */
 const noRelayActorsLeft = async (): Promise<void> => { await waitUntil('no relay actors', () => relayActors().length === 0) }
+/** The kinds of what waits for `userId`'s next pass (the status page shows them). */
+const pendingFor = (userId: string): string[] =>
+  [...server.connections()].find((c) => c.userId === userId)?.session.getSnapshot().context.pending.map((n) => n.kind) ?? []
+const serveWithdrawnFrom = async (g: WireClient): Promise<void> => {
+  await waitUntil('the serve withdrawn from the giver\'s pending', () => !pendingFor(g.userId).includes('serve'))
+}
 const relayCount = (): number => server.coordinator.getSnapshot().context.relays.size
 const oneEnded = async (): Promise<EndedRelay> => {
   await waitUntil('the relay\'s end', () => ended.length > 0)
@@ -87,6 +93,7 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: g.userId, taker: t.userId, outcome: 'timeout', files: 0, bytes: 0, durationMs: 0 })
     expect(server.lines).toContain(`relay timeout | /shot | from | ${g.userId} | to | ${t.userId}`)
     await noRelayActorsLeft()
+    await serveWithdrawnFrom(g)
   })
 
   it('withdrawn: the taker left before the giver started', async () => {
@@ -97,6 +104,7 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     t.close()
     expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: g.userId, taker: tId, outcome: 'withdrawn', files: 0, bytes: 0, durationMs: 0 })
     expect(relayCount()).toBe(0)
+    await serveWithdrawnFrom(g)
     expect((await pass(g)).delivered).toEqual(['users'])
   })
 
