@@ -164,6 +164,27 @@ describe('request counts (status page metrics)', () => {
   })
 })
 
+describe('the relay timeout clock (§5): a session speaks of its turn only for a serve', () => {
+  it('news other than a serve reaching a giver that holds its turn says nothing; a serve says it holds it', async () => {
+    await start({ relayTimeoutMs: 60_000 })
+    const [g, t] = await ready('gina', 'tom')
+    const turnEvents: string[] = []
+    const inspection = server().coordinator.system.inspect((ev) => {
+      if (ev.type === '@xstate.snapshot' && ev.actorRef === server().coordinator && ev.event.type.startsWith('turn.')) turnEvents.push(ev.event.type)
+    })
+    const pendingOfG = (): string[] =>
+      [...server().connections()].find((c) => c.userId === g.userId)?.session.getSnapshot().context.pending.map((n) => n.kind) ?? []
+    expect(await request(t, ['message', 'news'])).toEqual(['yours'])
+    expect(await request(t, ['at', '/x', TS])).toEqual(['yours'])
+    await waitUntil('the news pending for g', () => pendingOfG().length === 2)
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the serve pending for g', () => pendingOfG().includes('serve'))
+    await waitUntil('g to say it holds its turn', () => turnEvents.length > 0)
+    expect(turnEvents).toEqual(['turn.held'])
+    inspection.unsubscribe()
+  })
+})
+
 describe('request counts, around a relay', () => {
   it('a request read where the answer to give was due is counted as refused (§4)', async () => {
     const counted: Array<RequestType | 'refused'> = []
