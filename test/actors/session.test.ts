@@ -83,6 +83,28 @@ describe('a pass delivers what was pending when the client passed, in order (§4
   })
 })
 
+describe('a serve withdrawn during a pass (§5)', () => {
+  it('leaves the rest of what the pass delivers as it was: the users news still comes before "yours"', async () => {
+    await start()
+    const [a, b] = await ready('a', 'b')
+    const pendingOfA = (): string[] =>
+      [...server().connections()].find((c) => c.userId === a.userId)?.session.getSnapshot().context.pending.map((n) => n.kind) ?? []
+    expect(await request(b, 'story', { story: [{ scenes: 3 }, TS] })).toEqual(['story', [b.userId, { scenes: 3 }], 'yours'])
+    const t = await joinedAs({ username: 't' }) // a's pending: story, users
+    a.send('yours')
+    expect(await a.recv()).toBe('story')
+    // During a's story sync, t asks a for a folder, then leaves before a could serve it.
+    t.send(['get', a.userId, '/shot'])
+    await waitUntil('the serve pending for a', () => pendingOfA().includes('serve'))
+    t.close()
+    await waitUntil('the serve withdrawn', () => !pendingOfA().includes('serve'))
+    a.send([{}, '0000/00/00-00:00:00'])
+    expect(await a.recv()).toEqual([b.userId, { scenes: 3 }])
+    a.send('ack')
+    expect(await untilYours(a)).toEqual(['users', 'yours'])
+  })
+})
+
 describe('a held pass (§4 turn hold)', () => {
   it('news that needs an answer (a story) runs its sync during the hold, then "yours"', async () => {
     await start({ turnHoldMs: 60_000 })
