@@ -105,6 +105,34 @@ describe('a serve withdrawn during a pass (§5)', () => {
   })
 })
 
+describe('two serves pending for one giver (§5)', () => {
+  it('the later one withdrawn during the pass: the earlier one is still given in this pass', async () => {
+    await start()
+    const [a, b, t1, t2] = await ready('a', 'b', 't1', 't2')
+    const servesOfA = (): number =>
+      [...server().connections()].find((c) => c.userId === a.userId)?.session.getSnapshot().context.pending.filter((n) => n.kind === 'serve').length ?? -1
+    expect(await request(b, 'story', { story: [{ scenes: 4 }, TS] })).toEqual(['story', [b.userId, { scenes: 4 }], 'yours'])
+    t1.send(['get', a.userId, '/one'])
+    await waitUntil('t1\'s serve pending for a', () => servesOfA() === 1)
+    a.send('yours') // delivers: the story sync, then the give of /one
+    expect(await a.recv()).toBe('story')
+    t2.send(['get', a.userId, '/two'])
+    await waitUntil('t2\'s serve pending for a', () => servesOfA() === 2)
+    t2.close()
+    await waitUntil('t2\'s serve withdrawn', () => servesOfA() === 1)
+    a.send([{}, '0000/00/00-00:00:00'])
+    expect(await a.recv()).toEqual([b.userId, { scenes: 4 }])
+    a.send('ack')
+    expect(await a.recv()).toEqual(['give', '/one'])
+    a.send({})
+    expect(await t1.recv()).toEqual({})
+    t1.send([])
+    expect(await a.recv()).toEqual([])
+    expect(await a.recv()).toBe('yours')
+    expect(await t1.recv()).toBe('yours')
+  })
+})
+
 describe('a held pass (§4 turn hold)', () => {
   it('news that needs an answer (a story) runs its sync during the hold, then "yours"', async () => {
     await start({ turnHoldMs: 60_000 })
