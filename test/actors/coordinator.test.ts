@@ -99,6 +99,7 @@ describe('relayEnded: how each relay ended, and what went through', () => {
   it('withdrawn: the taker left before the giver started', async () => {
     const [g, t] = await start()
     const tId = t.userId
+    expect((await pass(g)).delivered).toEqual(['users']) // so that the serve is the first thing pending for g
     t.send(['get', g.userId, '/shot'])
     await waitUntil('the relay', () => relayCount() === 1)
     t.close()
