@@ -17,7 +17,10 @@ import { defineConfig } from 'vitest/config'
  * actors/giver.ts and actors/taker.ts: the in-process relay tests over fake
  * ports, whose idle limits are 0.1 s, and the quick TCP relay suites; the
  * multi-MiB relay-files suite stays out), `pure` (actors/shared-state.ts and actors/notifications.ts:
- * their unit tests).
+ * their unit tests), `session` (actors/session.ts, actors/coordinator.ts and
+ * actors/session-clock.ts: the in-process suites that drive a real server's
+ * sessions and coordinator over real sockets, about 15 s in all: a surviving
+ * mutant runs all of them; docs/mutation-actors.md).
  */
 const FOCUSED: Record<string, string[]> = {
   protocol: ['test/protocol/**/*.test.ts'],
@@ -28,7 +31,18 @@ const FOCUSED: Record<string, string[]> = {
     'test/relay-failures.test.ts',
     'test/relay-rev2.test.ts'
   ],
-  pure: ['test/shared-state.test.ts', 'test/notifications.test.ts']
+  pure: ['test/shared-state.test.ts', 'test/notifications.test.ts'],
+  session: [
+    'test/server-core.test.ts',
+    'test/pinning.test.ts',
+    'test/robustness.test.ts',
+    'test/relay-out-of-turn.test.ts',
+    'test/relay-failures.test.ts',
+    'test/relay-rev2.test.ts',
+    'test/relay-timeout.test.ts',
+    'test/durability.test.ts',
+    'test/actors/**/*.test.ts'
+  ]
 }
 const focused = FOCUSED[process.env.MUTATION_SUITES ?? '']
 
@@ -46,7 +60,11 @@ export default defineConfig({
       'test/relay-files.test.ts',
       'test/smoke.test.ts'
     ],
-    testNamePattern: '^(?!server restarts)',
+    testNamePattern: process.env.MUTATION_SUITES === 'session'
+      // Out of the session set, to keep a surviving mutant's run short: three tests of the connection
+      // and the server's socket (200 clients at once, TCP flow control, the busy release) that wait seconds.
+      ? '^(?!.*(200 clients connected at once|reads at most one frame ahead|a busy refusal releases its socket))'
+      : '^(?!server restarts)',
     testTimeout: 30_000,
     hookTimeout: 30_000,
     maxWorkers: 1

@@ -140,9 +140,10 @@ export const sessionSetup = setup({
     /** §4: the frame that ended a held pass is the next request, taken where requests are. */
     takeFrameAgain: enqueueActions(({ event, enqueue }) => { if (event.type === 'frame') enqueue.raise(event) }),
     sendError: ({ context }, params: { code: ErrorCode, detail: string }) => context.port.sendJson(errorMessage(params.code, params.detail)),
+    /** At "username?" the username's rules say what is wrong; at "project?" and "secret?" (username kept), that it is no string. */
     refuseHandshake: ({ context, event }) => {
-      const checked = validateUsername(frameValue(event))
-      const detail = checked.ok ? `expected a string, got ${JSON.stringify(frameValue(event))?.slice(0, 80)}` : checked.detail
+      const checked = context.username === null ? validateUsername(frameValue(event)) : undefined
+      const detail = checked !== undefined && !checked.ok ? checked.detail : `expected a string, got ${JSON.stringify(frameValue(event))?.slice(0, 80)}`
       context.port.sendJson(errorMessage('bad_handshake', detail))
     },
     refuseSubmission: ({ context, event }) => {

@@ -1,0 +1,145 @@
+/**
+ * The coordinator (actors/coordinator.ts) over real TCP and real files:
+ * behaviours that mutation testing of the coordinator found unpinned
+ * (issue 12, docs/mutation-actors.md). It tells the world of each relay's
+ * end (`relayEnded`, which the status page and metrics read) and logs it.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import type { EndedRelay } from '../../actors/coordinator.ts'
+import type { ServerOptions } from '../../src/server.ts'
+import { expectError, joinClients, passToGive, waitUntil } from '../helpers/relay-wire.ts'
+import { expectYours, giveFolder, pass, removeTempDirs, takeFolder, tempDir, writeTree } from '../helpers/relay-peers.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { join, type WireClient } from '../helpers/wire-client.ts'
+
+let server: TestServer
+let ended: EndedRelay[]
+afterEach(async () => {
+  await server?.close()
+  await removeTempDirs()
+})
+
+async function start (o: Partial<ServerOptions> = {}): Promise<WireClient[]> {
+  server = await startTestServer(o)
+  ended = []
+  server.coordinator.on('relayEnded', (e) => ended.push(e.relay))
+  return await joinClients(server.port, 'gina', 'tom')
+}
+const relayActors = (): string[] => Object.keys(server.coordinator.getSnapshot().children)
+/** Every relay actor that ended is removed from the coordinator (none left behind). */
+const noRelayActorsLeft = async (): Promise<void> => { await waitUntil('no relay actors', () => relayActors().length === 0) }
+/** The kinds of what waits for `userId`'s next pass (the status page shows them). */
+const pendingFor = (userId: string): string[] =>
+  [...server.connections()].find((c) => c.userId === userId)?.session.getSnapshot().context.pending.map((n) => n.kind) ?? []
+const serveWithdrawnFrom = async (g: WireClient): Promise<void> => {
+  await waitUntil('the serve withdrawn from the giver\'s pending', () => !pendingFor(g.userId).includes('serve'))
+}
+const relayCount = (): number => server.coordinator.getSnapshot().context.relays.size
+const oneEnded = async (): Promise<EndedRelay> => {
+  await waitUntil('the relay\'s end', () => ended.length > 0)
+  expect(ended).toHaveLength(1)
+  return ended[0]
+}
+
+describe('relayEnded: how each relay ended, and what went through', () => {
+  it('ok: the files and bytes served, logged as served', async () => {
+    const [g, t] = await start()
+    const root = await tempDir('giver-')
+    const dest = await tempDir('taker-')
+    await writeTree(root, { 'a.txt': 'frame a\n', 'b/c.txt': 'twelve bytes' })
+    const taken = takeFolder(t, g.userId, '/shot', dest)
+    await waitUntil('the relay', () => relayCount() === 1)
+    await pass(g, { onGive: async (folder) => await giveFolder(g, root, folder) })
+    expect((await taken).results).toEqual({ 'a.txt': 'ok', 'b/c.txt': 'ok' })
+    const r = await oneEnded()
+    expect(r).toMatchObject({ id: 1, folder: '/shot', giver: g.userId, taker: t.userId, outcome: 'ok', files: 2, bytes: 20 })
+    expect(r.failure).toBeUndefined()
+    expect(r.durationMs).toBeGreaterThanOrEqual(0)
+    const served = server.lines.filter((l) => l.startsWith('served | '))
+    expect(served).toHaveLength(1)
+    expect(served[0]).toMatch(new RegExp(`^served \\| /shot \\| from \\| ${g.userId} \\| to \\| ${t.userId} \\| files \\| 2 \\| bytes \\| 20 \\| seconds \\| \\d+\\.\\d\\d$`))
+    expect(server.lines).toContain(`serving | /shot | from | ${g.userId} | to | ${t.userId}`)
+    expect(relayCount()).toBe(0)
+    await noRelayActorsLeft()
+  })
+
+  it('failed: the giver left mid-file; the failure is said and logged', async () => {
+    const [g, t] = await start()
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the relay', () => relayCount() === 1)
+    expect(await passToGive(g)).toEqual(['give', '/shot'])
+    g.send({ 'a.bin': 'h' })
+    expect(await t.recv()).toEqual({ 'a.bin': 'h' })
+    t.send(['a.bin'])
+    expect(await g.recv()).toEqual(['a.bin'])
+    g.send(['file', 'a.bin', 10])
+    expect(await t.recv()).toEqual(['file', 'a.bin', 10])
+    const gId = g.userId
+    g.close()
+    await expectError(t, 'relay_failed')
+    await expectYours(t)
+    const r = await oneEnded()
+    expect(r).toMatchObject({ id: 1, folder: '/shot', giver: gId, taker: t.userId, outcome: 'failed', files: 0 })
+    expect(r.failure).toEqual(expect.any(String))
+    expect(server.lines).toContain(`relay failed | /shot | from | ${gId} | to | ${t.userId} | ${r.failure ?? ''}`)
+    await noRelayActorsLeft()
+  })
+
+  it('timeout: the giver held its turn too long; nothing went through', async () => {
+    const [g, t] = await start({ relayTimeoutMs: 200 })
+    t.send(['get', g.userId, '/shot'])
+    await expectError(t, 'relay_timeout')
+    await expectYours(t)
+    expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: g.userId, taker: t.userId, outcome: 'timeout', files: 0, bytes: 0, durationMs: 0 })
+    expect(server.lines).toContain(`relay timeout | /shot | from | ${g.userId} | to | ${t.userId}`)
+    await noRelayActorsLeft()
+    await serveWithdrawnFrom(g)
+  })
+
+  it('withdrawn: the taker left before the giver started', async () => {
+    const [g, t] = await start()
+    const tId = t.userId
+    expect((await pass(g)).delivered).toEqual(['users']) // so that the serve is the first thing pending for g
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the relay', () => relayCount() === 1)
+    t.close()
+    expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: g.userId, taker: tId, outcome: 'withdrawn', files: 0, bytes: 0, durationMs: 0 })
+    expect(relayCount()).toBe(0)
+    await serveWithdrawnFrom(g)
+    expect((await pass(g)).delivered).toEqual(['users'])
+  })
+
+  it('withdrawn: the giver left before it started; the taker gets relay_failed', async () => {
+    const [g, t] = await start()
+    const gId = g.userId
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the relay', () => relayCount() === 1)
+    g.close()
+    await expectError(t, 'relay_failed')
+    await expectYours(t)
+    expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: gId, taker: t.userId, outcome: 'withdrawn', files: 0, bytes: 0, durationMs: 0 })
+    expect(relayCount()).toBe(0)
+  })
+})
+
+describe('a restored state (persistence)', () => {
+  it('is what newcomers sync to; its chat is capped like any history', async () => {
+    const TS = '2031/02/02-00:00:00'
+    server = await startTestServer({
+      chatLimit: 2,
+      restored: {
+        story: { owner: '10.0.0.9:4000', value: { scenes: 9 }, timestamp: TS },
+        analytics: { value: { done: 4 }, timestamp: TS },
+        chat: [['Multiuser Server', 'Server Started'], ['ann', 'one'], ['bob', 'two'], ['cy', 'three']]
+      }
+    })
+    expect(server.coordinator.getSnapshot().context.chat).toEqual([['Multiuser Server', 'Server Started'], ['bob', 'two'], ['cy', 'three']])
+    const { client, story, analytics } = await join(server.port, 'Test Film', { username: 'dee' })
+    expect(story).toEqual(['10.0.0.9:4000', { scenes: 9 }])
+    expect(analytics).toEqual({ done: 4 })
+    client.send(['message', 'four'])
+    expect(await client.recv()).toBe('yours')
+    expect((await pass(client)).delivered).toEqual(['users', ['messages', [['Multiuser Server', 'Server Started'], ['cy', 'three'], ['dee', 'four']]]])
+    client.close()
+  })
+})
