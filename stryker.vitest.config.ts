@@ -32,6 +32,15 @@ const FOCUSED: Record<string, string[]> = {
     'test/relay-rev2.test.ts'
   ],
   pure: ['test/shared-state.test.ts', 'test/notifications.test.ts'],
+  // actors/giver.ts and actors/taker.ts: the relay set with the relay timeout and the out-of-turn give answers.
+  'relay-actors': [
+    'test/relay-pipe.test.ts',
+    'test/relay-smoke.test.ts',
+    'test/relay-failures.test.ts',
+    'test/relay-rev2.test.ts',
+    'test/relay-timeout.test.ts',
+    'test/relay-out-of-turn.test.ts'
+  ],
   session: [
     'test/server-core.test.ts',
     'test/pinning.test.ts',
