@@ -102,6 +102,33 @@ describe('manifest entries (§5 rev 2)', () => {
   })
 })
 
+describe('answers in more than one batch', () => {
+  it('a taker that answers each file only after the giver has the previous answer: the relay ends with the last answer, not the first', async () => {
+    server = await startTestServer()
+    const [g, t] = await clients('giver', 'taker')
+    const files: Record<string, string> = { 'a.txt': 'alpha\n', 'b.txt': 'bravo\n', 'c.txt': 'charlie\n' }
+    await askAndAnswer(g, t, Object.fromEntries(Object.keys(files).map((p) => [p, 'h'])))
+    expect(await t.recv()).toEqual({ 'a.txt': 'h', 'b.txt': 'h', 'c.txt': 'h' })
+    t.send(Object.keys(files))
+    expect(await g.recv()).toEqual(Object.keys(files))
+    for (const [path, text] of Object.entries(files)) {
+      g.send(['file', path, Buffer.byteLength(text)])
+      g.sendBinary(Buffer.from(text))
+    }
+    for (const path of Object.keys(files)) {
+      expect(await t.recv()).toEqual(['file', path, Buffer.byteLength(files[path])])
+      const f = await t.frame()
+      expect(f.kind === 'binary' ? Buffer.from(f.bytes.subarray()).toString() : f).toBe(files[path])
+      t.send(['ok', path])
+      // The next answer leaves only once the giver has this one: one answer per batch.
+      expect(await g.recv()).toEqual(['ok', path])
+    }
+    await expectYours(g)
+    await expectYours(t)
+    await expectUsable([g, t])
+  })
+})
+
 describe('bytes where a message is due', () => {
   it('bytes instead of a manifest: G is closed for protocol, T gets relay_failed', async () => {
     server = await startTestServer()
