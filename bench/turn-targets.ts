@@ -20,7 +20,7 @@
 import { encodeJson, type JsonValue } from '../protocol/frame.ts'
 import { DEFAULTS } from '../src/server.ts'
 import { percentile } from './server-process.ts'
-import { Peer } from './relay-clients.ts'
+import { Peer, within } from './relay-clients.ts'
 import { sleep, startBareServer, startServer, type Listening } from './processes.ts'
 
 const YOURS = encodeJson('yours')
@@ -187,12 +187,8 @@ export async function idleRun (bare: boolean, nodeFlags: readonly string[] = [])
   }
 }
 
-/** Bounded: a phase that does not end within 30 s fails the bench instead of hanging it. */
-async function within<T> (p: Promise<T>, what: string, ms = 30_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`bench: no ${what} within ${ms} ms`)), ms) })
-  try { return await Promise.race([p, late]) } finally { clearTimeout(timer) }
-}
+/** Every wait of a broadcast is bounded: one that does not end fails the bench instead of hanging it. */
+const PHASE_MS = 30_000
 
 /**
  * `count` broadcasts: the first client stops passing and sends a `message`
@@ -225,14 +221,14 @@ export async function broadcasts (server: Listening, clients: readonly TurnClien
     const cpuBefore = server.cpuSeconds()
     t = performance.now()
     sender.send(['message', `broadcast ${i}`])
-    await within(all, `broadcast ${i}: all ${listeners.length} listeners to receive it`)
-    await within(answered, `broadcast ${i}: the sender's "yours"`)
+    await within(PHASE_MS, `broadcast ${i}: all ${listeners.length} listeners to receive it`, all)
+    await within(PHASE_MS, `broadcast ${i}: the sender's "yours"`, answered)
     serverSeconds += server.cpuSeconds() - cpuBefore
     for (const l of listeners) l.start()
     // Its own messages notification: take it, then hold the turn again.
     const again = new Promise<void>((resolve) => { sender.onYours = () => { sender.onYours = null; resolve() } })
     sender.send('yours')
-    await within(again, `broadcast ${i}: the sender's own messages and "yours"`)
+    await within(PHASE_MS, `broadcast ${i}: the sender's own messages and "yours"`, again)
   }
   return { deliveries, serverSeconds }
 }
