@@ -80,21 +80,31 @@ function relay (giver: FakePort, taker: FakePort, idleLimitMs = 5_000, pipe = re
   return { events, told, done }
 }
 
+/**
+ * T asks for `wanted` when the manifest comes, then answers each file at its last byte
+ * (`["ok", path]`), and a missing one at once (`["failed", path, "missing"]`).
+ */
+function takerAnswersEachFileWhenWhole (t: FakePort, wanted: string[]): void {
+  let expecting: { path: string, left: number } | null = null
+  t.onSend = (what) => {
+    if (typeof what === 'object' && what !== null && !Array.isArray(what) && 'binary' in what) {
+      if (expecting !== null && (expecting.left -= what.binary as number) === 0) { t.feedJson(['ok', expecting.path]); expecting = null }
+    } else if (Array.isArray(what) && what[0] === 'file') {
+      expecting = { path: what[1] as string, left: what[2] as number }
+    } else if (Array.isArray(what) && what[0] === 'missing') {
+      t.feedJson(['failed', what[1] as string, 'missing'])
+    } else if (what !== null && typeof what === 'object' && !Array.isArray(what)) {
+      t.feedJson(wanted) // the manifest
+    }
+  }
+}
+
 describe('the giver machine and relayPipe over async-iterable frames', () => {
   it('relays a manifest, a getlist, two files and their answers; the machine hears of files, not chunks', async () => {
     const g = new FakePort()
     const t = new FakePort()
     // The taker answers each file at its last byte; the giver pipelines.
-    let expecting: { path: string, left: number } | null = null
-    t.onSend = (what) => {
-      if (typeof what === 'object' && what !== null && !Array.isArray(what) && 'binary' in what) {
-        if (expecting !== null && (expecting.left -= what.binary as number) === 0) { t.feedJson(['ok', expecting.path]); expecting = null }
-      } else if (Array.isArray(what) && what[0] === 'file') {
-        expecting = { path: what[1] as string, left: what[2] as number }
-      } else if (what !== null && typeof what === 'object' && !Array.isArray(what)) {
-        t.feedJson(['a', 'b']) // the manifest: get both
-      }
-    }
+    takerAnswersEachFileWhenWhole(t, ['a', 'b'])
     g.onSend = (what) => {
       if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h1', b: 'h2' })
       if (Array.isArray(what) && what.length === 2 && what[0] === 'a') {
@@ -149,18 +159,7 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     // The taker answers each file once it has it whole ("failed" for the missing one).
-    let expecting: { path: string, left: number } | null = null
-    t.onSend = (what) => {
-      if (typeof what === 'object' && what !== null && !Array.isArray(what) && 'binary' in what) {
-        if (expecting !== null && (expecting.left -= what.binary as number) === 0) { t.feedJson(['ok', expecting.path]); expecting = null }
-      } else if (Array.isArray(what) && what[0] === 'file') {
-        expecting = { path: what[1] as string, left: what[2] as number }
-      } else if (Array.isArray(what) && what[0] === 'missing') {
-        t.feedJson(['failed', what[1] as string, 'missing'])
-      } else if (what !== null && typeof what === 'object' && !Array.isArray(what)) {
-        t.feedJson(['a', 'm', 'b'])
-      }
-    }
+    takerAnswersEachFileWhenWhole(t, ['a', 'm', 'b'])
     g.onSend = (what) => {
       if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h1', m: 'h2', b: 'h3' })
       if (Array.isArray(what) && what.length === 3 && what[0] === 'a') {
