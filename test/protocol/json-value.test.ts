@@ -40,6 +40,12 @@ describe('§1 JSON values: depth and finite numbers', () => {
     // A string ending in an escaped backslash closes there: the brackets after it count.
     expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH, '"a\\\\"')).ok).toBe(true)
     expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH + 1, '"a\\\\"')).ok).toBe(false)
+    // Brackets after such a string count too (a scan that took its closing quote for an escaped one would stop counting).
+    for (const s of ['a\\', 'a\\\\', '\\', 'a\\"\\']) {
+      const before = `[${JSON.stringify(s)},`
+      expect(parseJsonText(`${before}${nestedArrays(MAX_JSON_DEPTH - 1)}]`).ok).toBe(true)
+      expect(parseJsonText(`${before}${nestedArrays(MAX_JSON_DEPTH)}]`)).toEqual({ ok: false, reason: expect.stringContaining('256 levels') })
+    }
   })
 
   it('counts the depth, not the brackets: thousands of sibling arrays and objects are one level each', () => {
