@@ -183,13 +183,13 @@ type Frame =
  * main thread, which costs as much as JSON.stringify itself.
  */
 export async function serializeJson (value: unknown, sliceMs: number): Promise<Buffer> {
-// Stryker disable next-line ConditionalExpression,EqualityOperator: tuning only: one JSON.stringify call or the sliced walk, the same bytes
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: tuning only: one JSON.stringify call or the sliced walk, the same bytes
   if (sliceMs <= 0) return Buffer.from(JSON.stringify(value) ?? 'null')
   const chunks: Buffer[] = []
   let out = ''
   const stack: Frame[] = []
   const open = (v: unknown): void => {
-// Stryker disable next-line StringLiteral: tuning only: a string walked in pieces or written whole, the same bytes
+    // Stryker disable next-line StringLiteral: tuning only: a string walked in pieces or written whole, the same bytes
     if (typeof v === 'string' && v.length > STRING_PIECE) {
       out += '"'
       stack.push({ string: v, i: 0 })
@@ -204,7 +204,7 @@ export async function serializeJson (value: unknown, sliceMs: number): Promise<B
     }
   }
   open(value)
-// Stryker disable next-line ArithmeticOperator: tuning only: where the first slice ends
+  // Stryker disable next-line ArithmeticOperator: tuning only: where the first slice ends
   let deadline = performance.now() + sliceMs
   let steps = 0
   while (stack.length > 0) {
