@@ -300,6 +300,21 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
   })
 
+  it('a side\'s idle clock stops once a read ends: the giver\'s two waits, each under the limit, with the taker\'s getlist between them, add up past it, and the relay succeeds', async () => {
+    // Limit 1 s; G answers the give 600 ms after it, T sends its getlist at once, G sends the file 600 ms after that.
+    // A giver's clock left running after its manifest was read would reach the limit during its wait for the header.
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') setTimeout(() => g.feedJson({ a: 'h' }), 600)
+      if (Array.isArray(what) && what[0] === 'a') setTimeout(() => { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }, 600)
+    }
+    takerAnswersEachFileWhenWhole(t, ['a'])
+    const outcome = await relay(g, t, 1_000).done
+    expect(outcome.failure).toBeUndefined()
+    expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
+  })
+
   it('a giver gone, or sending bytes, where a file header is due; a taker answering before the header was sent', async () => {
     const run = async (giverDoes: (g: FakePort) => void, takerAnswersEarly = false): Promise<RelayOutcome> => {
       const g = new FakePort()
