@@ -349,6 +349,54 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
   })
 
+  it('a taker dropped for a wrong answer while its socket does not drain keeps that reason; its port is closed at the idle limit', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    // T's socket never drains: a binary write waits until the port is closed.
+    let unblock = (): void => {}
+    t.sendBinary = async (_chunks, byteLength) => {
+      t.sent.push({ binary: byteLength })
+      await new Promise<void>((resolve) => { unblock = resolve })
+    }
+    t.close = () => { t.closed = true; unblock() }
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2) } }
+    const firstT = t.onSend
+    t.onSend = (what) => { firstT(what); if (Array.isArray(what) && what[0] === 'file') t.feedJson(['ok', 'not-a']) }
+    const outcome = await relay(g, t, 100).done
+    // Dropped once, for its answer: the drain limit that closes its port later does not rename the violation.
+    expect(outcome.takerViolation).toBe('expected ["ok", "a"] or ["failed", "a", reason], got an array of 2')
+    expect(t.closed).toBe(true)
+    expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected']])
+  })
+
+  it('after the giver failed, the taker\'s answer it still owed is read but not relayed to the giver', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1); g.feedJson(['file', 'b', 10]); g.feedBinary(4) }
+    }
+    const firstT = t.onSend
+    let got = 0
+    t.onSend = (what) => {
+      firstT(what)
+      // The last bytes G sends reach T: G's connection ends, and only then T answers for a (it owes that answer).
+      if (what !== null && typeof what === 'object' && 'binary' in what && ++got === 2) {
+        g.end()
+        setTimeout(() => t.feedJson(['ok', 'a']), 50)
+      }
+    }
+    const outcome = await relay(g, t).done
+    expect(outcome.failure).toBe('giver disconnected with 6 bytes of b to go')
+    expect(outcome.takerViolation).toBeUndefined()
+    expect(g.sent).toEqual([['give', '/f'], ['a', 'b']])
+    expect(t.sent).toEqual([{ a: 'h', b: 'h' }, ['file', 'a', 1], { binary: 1 }, ['file', 'b', 10], { binary: 4 }])
+  })
+
   it('an ack-waiting giver slow between files, and a taker slow to drain, each within the limit: the relay succeeds', async () => {
     // Limit 1 s. T answers each file 600 ms after it; G, waiting for each answer, sends the next file
     // 500 ms after it (its clock runs for those 500 ms only, not while T owes its answer); T's socket
