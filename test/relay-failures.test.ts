@@ -351,10 +351,13 @@ describe('relay failures', () => {
     await start()
     const [g, t] = await clients('giver', 'taker')
     await startRelay(g, t, { 'a.txt': 'h' })
+    const taker = t.userId
     t.close()
     expect(await g.recv()).toEqual([])
     await deliveredUntilYours(g)
     await waitForRelays(0)
+    // Logged as a failed relay, not served, and not as a violation.
+    expect(failedLine()).toBe(`relay failed | /chr/Moria | from | ${g.userId} | to | ${taker} | taker disconnected before its getlist`)
     await expectUsable([g])
   })
 

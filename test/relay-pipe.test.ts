@@ -261,6 +261,27 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.giverViolation).toBeUndefined()
   })
 
+  it('a taker gone before its getlist is a failure, not a violation; one whose connection breaks there is a violation with the break\'s detail', async () => {
+    const run = async (takerDoes: (t: FakePort) => void): Promise<RelayOutcome> => {
+      const g = new FakePort()
+      const t = new FakePort()
+      g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h' }) }
+      t.onSend = (what) => { if (what !== null && typeof what === 'object' && !Array.isArray(what)) takerDoes(t) }
+      const outcome = await relay(g, t).done
+      expect(g.sent).toEqual([['give', '/f'], []])
+      return outcome
+    }
+    const gone = await run((t) => t.end())
+    expect(gone.failure).toBe('taker disconnected before its getlist')
+    expect(gone.takerViolation).toBeUndefined()
+    expect(gone.giverViolation).toBeUndefined()
+    const broken = await run((t) => t.fail(new Error('frame of 2 GiB refused')))
+    expect(broken.takerViolation).toBe('taker broke the protocol before its getlist: frame of 2 GiB refused')
+    expect(broken.failure).toBe(broken.takerViolation)
+    const bytes = await run((t) => t.feedBinary(3))
+    expect(bytes.takerViolation).toBe('taker sent bytes instead of a getlist')
+  })
+
   it('a giver that sends faster than the relay reads is paused and resumed (backpressure on its frames), nothing lost', async () => {
     const g = new FakePort()
     const t = new FakePort()
