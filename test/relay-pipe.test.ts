@@ -282,6 +282,14 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(bytes.takerViolation).toBe('taker sent bytes instead of a getlist')
   })
 
+  it('the giver machine with no relay pipe wired ends the relay at once, never hangs', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    const outcome = await relay(g, t, 5_000, giverMachine.implementations.actors.relayPipe as typeof relayPipe).done
+    expect(outcome.failure).toBe('giver broke the protocol instead of a manifest: the server has no relay pipe')
+    expect(outcome.takerError?.code).toBe('relay_failed')
+  })
+
   it('a giver that sends faster than the relay reads is paused and resumed (backpressure on its frames), nothing lost', async () => {
     const g = new FakePort()
     const t = new FakePort()
