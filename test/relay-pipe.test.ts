@@ -112,9 +112,14 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
         g.feedJson(['file', 'b', 4]); g.feedBinary(4)
       }
     }
+    const before = performance.now()
     const { events, done } = relay(g, t)
     const outcome = await done
+    const elapsed = performance.now() - before
     expect(outcome).toMatchObject({ files: 2, bytes: 7 })
+    // The duration it reports (for the log and the status page) lies within the time this test saw pass.
+    expect(outcome.durationMs).toBeGreaterThan(0)
+    expect(outcome.durationMs).toBeLessThanOrEqual(elapsed)
     expect(outcome.failure).toBeUndefined()
     expect(t.sent).toEqual([{ a: 'h1', b: 'h2' }, ['file', 'a', 3], { binary: 2 }, { binary: 1 }, ['file', 'b', 4], { binary: 4 }])
     expect(g.sent).toEqual([['give', '/f'], ['a', 'b'], ['ok', 'a'], ['ok', 'b']])
@@ -454,5 +459,7 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const outcome = await relay(g, t, 1_000).done
     expect(outcome.failure).toBeUndefined()
     expect(g.sent.slice(2)).toEqual([['ok', 'a'], ['ok', 'b']])
+    // The files came through in two reports (500 ms apart): both counted.
+    expect(outcome).toMatchObject({ files: 2, bytes: 2 })
   })
 })
