@@ -431,6 +431,37 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(t.sent).toEqual([{ a: 'h', b: 'h' }, ['file', 'a', 1], { binary: 1 }, ['file', 'b', 10], { binary: 4 }])
   })
 
+  it('a taker that sends bytes where an answer is due breaks the protocol; the giver gets "failed"', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } }
+    const firstT = t.onSend
+    t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && 'binary' in what) t.feedBinary(2) }
+    const outcome = await relay(g, t).done
+    expect(outcome.takerViolation).toBe('taker sent bytes instead of an answer for a')
+    expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
+  })
+
+  it('an exception inside the pipe (a bug) ends the relay as failed for both, with the error in the log line, never a hang', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    takerAnswersEachFileWhenWhole(t, ['a'])
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h' })
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
+    }
+    const sendJson = g.sendJson.bind(g)
+    g.sendJson = (value) => {
+      if (Array.isArray(value) && value[0] === 'ok') throw new Error('port broken by a bug')
+      sendJson(value)
+    }
+    const outcome = await relay(g, t).done
+    expect(outcome.failure).toBe('relay crashed: port broken by a bug')
+    expect(outcome.takerError).toEqual({ code: 'relay_failed', detail: 'internal relay error' })
+  })
+
   it('an ack-waiting giver slow between files, and a taker slow to drain, each within the limit: the relay succeeds', async () => {
     // Limit 1 s. T answers each file 600 ms after it; G, waiting for each answer, sends the next file
     // 500 ms after it (its clock runs for those 500 ms only, not while T owes its answer); T's socket
