@@ -8,7 +8,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { createActor, fromCallback, waitFor, type AnyActorRef, type EventObject } from 'xstate'
 import { newRelayProgress, relayPipe, relayPipeWith, type RelayProgress } from '../src/relay-pipe.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
-import type { Frame, JsonValue } from '../protocol/frame.ts'
+import type { BinaryPiece, Frame, JsonValue } from '../protocol/frame.ts'
 import { giverMachine, type RelayOutcome } from '../actors/giver.ts'
 
 type Sent = JsonValue | { binary: number }
@@ -27,6 +27,12 @@ class FakePort implements FramePort {
 
   feedJson (value: JsonValue): void { this.feed({ kind: 'json', value, index: this.index++ }) }
   feedBinary (n: number): void { this.feed({ kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index++ }) }
+  /** A piece of a binary frame of `frameLength` bytes, as a cut-through decoder gives it. */
+  feedPiece (n: number, frameLength: number, first: boolean): void {
+    const piece: BinaryPiece = { kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index, frameLength, first }
+    if (n === frameLength || !first) this.index++
+    this.feed(piece)
+  }
   end (): void { this.ended = true; this.wake?.() }
   /** The connection breaks: its frames end with `error` (as a connection's do on a protocol violation). */
   fail (error: Error): void { this.error = error; this.end() }
@@ -460,6 +466,45 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const outcome = await relay(g, t).done
     expect(outcome.failure).toBe('relay crashed: port broken by a bug')
     expect(outcome.takerError).toEqual({ code: 'relay_failed', detail: 'internal relay error' })
+  })
+
+  it('a giver\'s violation mid-relay names the file: a header for another file, a JSON frame where bytes are due, bytes past the size', async () => {
+    const run = async (giverDoes: (g: FakePort) => void): Promise<{ outcome: RelayOutcome, t: FakePort }> => {
+      const g = new FakePort()
+      const t = new FakePort()
+      offer(g, t, ['a'])
+      const first = g.onSend
+      g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') giverDoes(g) }
+      return { outcome: await relay(g, t, 200).done, t }
+    }
+    expect((await run((g) => g.feedJson(['file', 'b', 1]))).outcome.giverViolation).toMatch(/^giver broke the protocol at a: ./)
+    expect((await run((g) => { g.feedJson(['file', 'a', 2]); g.feedJson(['ok']) })).outcome.giverViolation)
+      .toBe('giver broke the protocol in a: a JSON frame where 2 bytes of a were expected')
+    const over = await run((g) => { g.feedJson(['file', 'a', 2]); g.feedBinary(3) })
+    expect(over.outcome.giverViolation).toBe('giver broke the protocol in a: binary frames of a exceed the 2 bytes its header announced')
+    expect(over.t.sent).toEqual([{ a: 'h' }, ['file', 'a', 2]])
+  })
+
+  it('a binary frame in pieces: refused from its first piece when its whole size overruns the file (nothing of it relayed); its later pieces count their own bytes', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 4]); g.feedPiece(2, 10, true) } }
+    const outcome = await relay(g, t, 200).done
+    expect(outcome.giverViolation).toBe('giver broke the protocol in a: binary frames of a exceed the 4 bytes its header announced')
+    expect(t.sent).toEqual([{ a: 'h' }, ['file', 'a', 4]])
+
+    const g2 = new FakePort()
+    const t2 = new FakePort()
+    takerAnswersEachFileWhenWhole(t2, ['a'])
+    g2.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') g2.feedJson({ a: 'h' })
+      if (Array.isArray(what) && what[0] === 'a') { g2.feedJson(['file', 'a', 4]); g2.feedPiece(2, 4, true); g2.feedPiece(2, 4, false) }
+    }
+    const whole = await relay(g2, t2, 200).done
+    expect(whole.failure).toBeUndefined()
+    expect(whole).toMatchObject({ files: 1, bytes: 4 })
   })
 
   it('an ack-waiting giver slow between files, and a taker slow to drain, each within the limit: the relay succeeds', async () => {
