@@ -301,6 +301,25 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.takerError?.code).toBe('relay_failed')
   })
 
+  it('a giver machine stopped mid-relay (no exit actions run) still gives both sides\' frames back to their sessions', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    const actor = createActor(giverMachine.provide({ actors: { relayPipe } }), {
+      input: {
+        relayId: 1, folder: '/f', giver: recorder([]), taker: recorder([]), giverPort: g, takerPort: t,
+        takerActor: recorder([]), coordinator: recorder([]), idleLimitMs: 5_000
+      }
+    })
+    actor.start()
+    actor.send({ type: 'giver.turn' })
+    await waitFor(actor, (s) => s.matches({ relaying: 'asking' }))
+    expect(g.sent).toEqual([['give', '/f']])
+    actor.stop() // as when the server stops: XState runs no exit action, so no pipe.close is sent
+    for (let i = 0; i < 100 && !(g.released && t.released); i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(g.released).toBe(true)
+    expect(t.released).toBe(true)
+  })
+
   it('a giver that sends faster than the relay reads is paused and resumed (backpressure on its frames), nothing lost', async () => {
     const g = new FakePort()
     const t = new FakePort()
