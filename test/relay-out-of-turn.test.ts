@@ -159,8 +159,9 @@ describe('a request where the answer to give was due (§4: never a violation)', 
       expect(await passToGive(g)).toEqual(['give', '/shot'])
     }
     g.send('users')
-    expect(await expectClosedForProtocol(g)).toContain(`with a request ${MAX_GIVE_DEFERRALS} times in a row`)
-    expect((await take).error).toEqual(['error', 'relay_failed', expect.any(String)])
+    const detail = `giver broke the protocol instead of a manifest: answered ["give", "/shot"] with a request ${MAX_GIVE_DEFERRALS} times in a row`
+    expect(await expectClosedForProtocol(g)).toBe(detail)
+    expect((await take).error).toEqual(['error', 'relay_failed', detail])
     await expectUsable([t])
   })
 
