@@ -255,6 +255,15 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.takerError?.code).toBe('relay_failed')
   })
 
+  it('a giver whose manifest is bad breaks the protocol in its manifest', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson(['not', 'a', 'manifest']) }
+    const outcome = await relay(g, t).done
+    expect(outcome.giverViolation).toMatch(/^giver broke the protocol in its manifest: ./)
+    expect(t.sent).toEqual([])
+  })
+
   it('a giver that sends bytes instead of its manifest breaks the protocol', async () => {
     const g = new FakePort()
     const t = new FakePort()
