@@ -70,11 +70,13 @@ function scanJsonText (text: string): { depth: number, mayOverflow: boolean } {
   let deepest = 0
   /** Characters of the number being read so far (digits and its point), 0 outside numbers. */
   let digits = 0
+  // Stryker disable next-line BooleanLiteral: performance only: starting true only adds checkJsonValue's walk, which finds what JSON.parse's value holds anyway
   let mayOverflow = false
   const n = text.length
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i)
     if ((c >= DIGIT_0 && c <= DIGIT_9) || (c === POINT && digits > 0)) {
+      // Stryker disable next-line EqualityOperator: performance only: 299 or 300 digits cannot overflow (that takes 309), and `<` only adds the walk
       if (++digits >= SAFE_DIGIT_RUN) mayOverflow = true
       continue
     }
@@ -103,6 +105,7 @@ function exponentAt (text: string, at: number): number {
   if (sign === MINUS) return 0
   if (sign === PLUS) i++
   let value = 0
+  // Stryker disable next-line LogicalOperator: performance only: reading on past the digits (NaN at the end stops it) can lower the value only below 5, where overflowing takes 305+ digits, flagged by the digit run
   for (let c = text.charCodeAt(i); c >= DIGIT_0 && c <= DIGIT_9; c = text.charCodeAt(++i)) {
     value = value * 10 + (c - DIGIT_0)
     if (value >= SAFE_DIGIT_RUN) return value

@@ -27,6 +27,7 @@ const describe = (v: unknown): string => {
 }
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+// Stryker disable next-line StringLiteral: equivalent: Buffer.byteLength's default encoding is UTF-8
 const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8')
 
 // ---------------------------------------------------------------- §3 handshake

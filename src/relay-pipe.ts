@@ -97,6 +97,7 @@ class Side implements AsyncIterable<Next> {
     let ended = false
     return {
       next: async () => {
+        // Stryker disable next-line ObjectLiteral,BooleanLiteral: unreachable: both pipelines stop at the first non-frame they read, never asking again
         if (ended) return { done: true, value: undefined }
         const n = this.poll() ?? await this.next()
         ended = n.kind !== 'frame'
@@ -129,6 +130,7 @@ class Link {
     this.giver = new Side(input.giverPort.borrowFrames(), () => this.clocks())
     this.taker = new Side(input.takerPort.borrowFrames(), () => this.clocks())
     this.idleFor = `${input.idleLimitMs / 1000} s`
+    // Stryker disable next-line MethodExpression,ArithmeticOperator: how soon after the limit a stuck side is noticed, not whether; only a duration would tell
     this.watchdog = setInterval(() => this.tick(), Math.max(5, Math.min(1_000, input.idleLimitMs / 10)))
     this.watchdog.unref()
   }
@@ -153,6 +155,7 @@ class Link {
     this.closed = true
     clearInterval(this.watchdog)
     for (const [side, drop] of [[this.giver, dropGiver], [this.taker, dropTaker]] as const) {
+      // Stryker disable next-line ObjectLiteral,StringLiteral: every report after close is dropped (report checks link.closed), whatever the pending read gets
       side.interrupt({ kind: 'stopped' })
       if (drop) side.queue.discard()
       else side.queue.release()
@@ -228,6 +231,7 @@ class FileRelay {
   private drainSince: number | null = null
   /** File boundaries not reported yet: the machine hears of them at most once per event-loop turn. */
   private unreported = { through: 0, relayed: 0, bytes: 0, answered: 0 }
+  // Stryker disable next-line BooleanLiteral: batching only (see flushSoon)
   private flushing = false
 
   constructor (
@@ -282,14 +286,17 @@ class FileRelay {
     this.flushSoon()
   }
 
+  // Stryker disable all: batching only: nothing reads the machine's counts before files.ended, and the last batch is flushed before it (more, fewer or later batches add up the same)
   private flushSoon (): void {
     if (this.flushing) return
     this.flushing = true
     setImmediate(() => this.flush())
   }
+  // Stryker restore all
 
   /** Reports the file boundaries since the last report, if any. */
   private flush (): void {
+    // Stryker disable next-line BooleanLiteral: batching only (see flushSoon)
     this.flushing = false
     const u = this.unreported
     if (u.through > 0) this.report({ type: 'files.through', files: u.through, relayed: u.relayed, bytes: u.bytes })
@@ -330,6 +337,7 @@ class FileRelay {
       const path = this.paths[i]
       if (remaining === null) {
         if (n.kind !== 'frame') return this.failGiver(readFailure(n), `before the header of ${path}`)
+        // Stryker disable next-line ObjectLiteral: giverFailure words any failure that is not gone, idle or broken as a binary frame where a message was due
         if (n.frame.kind !== 'json') return this.failGiver({ kind: 'binary' }, `before the header of ${path}`)
         const header = validateFileHeader(n.frame.value, this.wanted[i])
         if (!header.ok) return this.failGiver({ kind: 'broken', detail: header.detail }, `at ${path}`)
@@ -399,6 +407,7 @@ class FileRelay {
         this.dropTaker(refusal === 'gone' ? undefined : refusal)
         break
       }
+      // Stryker disable next-line LogicalOperator: answerRefusal let only a JSON frame through; this only narrows the type
       if (a.kind !== 'frame' || a.frame.kind !== 'json') break // (answerRefusal let only a JSON frame through)
       const value = a.frame.value
       const ack = validateFileAck(value, path)
@@ -452,6 +461,7 @@ export const relayPipeWith = (progressOf: (input: RelayPipeInput) => RelayProgre
           (r) => report('value' in r
             ? { type: giver ? 'giver.message' : 'taker.message', value: r.value }
             : { type: giver ? 'giver.failed' : 'taker.failed', failure: r }),
+          // Stryker disable next-line all: unreachable: readMessage never rejects (a side's errors end its queue as broken, read as a failure)
           (err: Error) => report({ type: giver ? 'giver.failed' : 'taker.failed', failure: { kind: 'broken', detail: `relay crashed: ${err.message}` } })
         )
         break

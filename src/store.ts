@@ -142,6 +142,7 @@ const STRING_PIECE = 256 * 1024
 const NATIVE_WEIGHT = 2048
 
 /** False as soon as the container `value` weighs more than `cap` (so the cost is bounded by `cap`). */
+// Stryker disable all: tuning only: isLight picks between JSON.stringify of a whole subtree and the walk, which give the same bytes (its mutants that crash are ignored with the rest; docs/mutation.md)
 function isLight (value: object, cap: number): boolean {
   let budget = cap
   const stack: object[] = [value]
@@ -163,6 +164,7 @@ function isLight (value: object, cap: number): boolean {
   }
   return true
 }
+// Stryker restore all
 
 type Frame =
   | { readonly array: readonly unknown[], i: number }
@@ -181,11 +183,13 @@ type Frame =
  * main thread, which costs as much as JSON.stringify itself.
  */
 export async function serializeJson (value: unknown, sliceMs: number): Promise<Buffer> {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: tuning only: one JSON.stringify call or the sliced walk, the same bytes
   if (sliceMs <= 0) return Buffer.from(JSON.stringify(value) ?? 'null')
   const chunks: Buffer[] = []
   let out = ''
   const stack: Frame[] = []
   const open = (v: unknown): void => {
+    // Stryker disable next-line StringLiteral: tuning only: a string walked in pieces or written whole, the same bytes
     if (typeof v === 'string' && v.length > STRING_PIECE) {
       out += '"'
       stack.push({ string: v, i: 0 })
@@ -200,6 +204,7 @@ export async function serializeJson (value: unknown, sliceMs: number): Promise<B
     }
   }
   open(value)
+  // Stryker disable next-line ArithmeticOperator: tuning only: where the first slice ends
   let deadline = performance.now() + sliceMs
   let steps = 0
   while (stack.length > 0) {
@@ -211,6 +216,7 @@ export async function serializeJson (value: unknown, sliceMs: number): Promise<B
       } else {
         if (f.i > 0) out += ','
         const v = f.array[f.i++]
+        // Stryker disable next-line LogicalOperator,StringLiteral: equivalent: open() writes JSON.stringify(v) ?? 'null', which is null for these too
         open(v === undefined || typeof v === 'function' || typeof v === 'symbol' ? null : v)
       }
     } else if ('object' in f) {
@@ -226,8 +232,10 @@ export async function serializeJson (value: unknown, sliceMs: number): Promise<B
         open(v)
       }
     } else {
+      // Stryker disable next-line MethodExpression: equivalent: the piece is cut elsewhere, never inside a pair: the same bytes
       let end = Math.min(f.string.length, f.i + STRING_PIECE)
       const last = f.string.charCodeAt(end - 1)
+      // Stryker disable next-line AssignmentOperator: equivalent: a piece one longer still ends after the pair, never inside it
       if (end < f.string.length && last >= 0xd800 && last <= 0xdbff) end -= 1 // keep a surrogate pair whole
       out += JSON.stringify(f.string.slice(f.i, end)).slice(1, -1)
       f.i = end
@@ -236,12 +244,15 @@ export async function serializeJson (value: unknown, sliceMs: number): Promise<B
         stack.pop()
       }
     }
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,ArithmeticOperator: tuning only: the chunk size, the same bytes
     if (out.length >= 64 * 1024) {
       chunks.push(Buffer.from(out))
       out = ''
     }
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator,UpdateOperator,BlockStatement: tuning only: when a slice yields, the same bytes
     if ((++steps & 7) === 0 && performance.now() >= deadline) {
       await new Promise((resolve) => setImmediate(resolve))
+      // Stryker disable next-line ArithmeticOperator: tuning only: where the next slice ends
       deadline = performance.now() + sliceMs
     }
   }
@@ -311,7 +322,9 @@ function decode<P extends Part> (part: P, text: string): { value: PartValue[P] }
 
 const describeError = (err: unknown): string => {
   const e = err as NodeJS.ErrnoException
+  // Stryker disable next-line OptionalChaining: equivalent but for a thrown null, which nothing here throws
   const message = String(e?.message ?? err)
+  // Stryker disable next-line OptionalChaining: equivalent but for a thrown null, which nothing here throws
   return e?.code !== undefined && !message.startsWith(e.code) ? `${e.code}: ${message}` : message
 }
 
@@ -379,6 +392,7 @@ function isAlive (pid: number): boolean {
 async function takeLock (dir: string, log: ServerLog): Promise<() => Promise<void>> {
   const options = {
     lockfilePath: join(dir, LOCK_NAME),
+    // Stryker disable next-line BooleanLiteral: equivalent: the lock's path is given, absolute (lockfilePath)
     realpath: false,
     onCompromised: (err: Error) => {
       log.error(`persistence | lost the lock of the data dir ${dir} (${describeError(err)}) | another server may now use it too`)
@@ -434,6 +448,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
   const writeInDir = async (path: string, data: Uint8Array): Promise<void> => {
     if (!dirReady) {
       await mkdir(dir, { recursive: true })
+      // Stryker disable next-line BooleanLiteral: tuning only: false costs one more mkdir per write
       dirReady = true
     }
     try {
@@ -454,6 +469,7 @@ export function createFileStore (dir: string, options: StoreOptions, log: Server
     const path = join(dir, FILES[part])
     let text: string
     try {
+      // Stryker disable next-line StringLiteral: tuning only: a Buffer, which JSON.parse reads as UTF-8 anyway
       text = await readFile(path, 'utf8')
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -599,6 +615,7 @@ class PartWriter<T> {
     // The coordinator sends the whole state on every change: skip the parts that did not change.
     if (this.blocked || value === (this.pending?.value ?? this.writing?.value ?? this.last)) return
     this.pending = { value, version, since: this.pending?.since ?? version }
+    // Stryker disable next-line LogicalOperator: equivalent: a second timer only calls start(), which does nothing while a write runs
     if (this.running === undefined && this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined
@@ -610,12 +627,14 @@ class PartWriter<T> {
   async flush (): Promise<void> {
     this.flushing = true
     try {
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: equivalent: a timer left set only calls start(), which does nothing while a write runs or with nothing pending
       if (this.timer !== undefined) {
         clearTimeout(this.timer)
         this.timer = undefined
       }
       this.wake?.()
       if (this.running !== undefined) await this.running
+      // Stryker disable next-line LogicalOperator: equivalent: start() with nothing pending or blocked writes nothing
       if (this.pending !== undefined && !this.blocked) await this.start()
       if (this.pending !== undefined && !this.blocked) {
         this.log.error(`persistence | could not save ${this.path} | its latest changes are not on disk`)
@@ -623,6 +642,7 @@ class PartWriter<T> {
     } finally {
       this.flushing = false
     }
+    // Stryker disable next-line LogicalOperator: equivalent: a stale retry timer only calls start(), which writes nothing then
     if (this.pending !== undefined && !this.blocked && this.running === undefined) this.retryLater()
   }
 
@@ -638,6 +658,7 @@ class PartWriter<T> {
       this.writing = job
       const t0 = performance.now()
       try {
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: tuning only: one JSON.stringify call or slices, the same bytes
         const data = await serializeJson(this.encode(job.value), this.lastBytes <= this.tuning.oneCallBytes ? 0 : this.tuning.sliceMs)
         await this.write(this.path, data)
         this.last = job.value

@@ -221,11 +221,14 @@ describe('relay failures', () => {
     for (const getlist of [['nope.txt'], ['a.txt', 'a.txt'], ['../a.txt'], { 'a.txt': true }, 'a.txt', [1]] as JsonValue[]) {
       await startRelay(g, t, { 'a.txt': 'h', 'b.txt': 'h' })
       t.send(getlist)
-      await expectError(t, 'bad_request')
+      // T is told what was wrong, and the log line says the same.
+      const detail = await expectError(t, 'bad_request')
+      expect(detail).not.toBe('')
       await expectYours(t)
       expect(await g.recv()).toEqual([])
       await deliveredUntilYours(g)
       await waitForRelays(0)
+      expect(server.lines.filter((l) => l.startsWith('relay failed | ')).at(-1)).toBe(`relay failed | /chr/Moria | from | ${g.userId} | to | ${t.userId} | bad getlist: ${detail}`)
       await expectUsable([g, t])
     }
     expect(server.lines.filter((l) => l.startsWith('relay failed | ') && l.includes('bad getlist'))).toHaveLength(6)
@@ -351,10 +354,13 @@ describe('relay failures', () => {
     await start()
     const [g, t] = await clients('giver', 'taker')
     await startRelay(g, t, { 'a.txt': 'h' })
+    const taker = t.userId
     t.close()
     expect(await g.recv()).toEqual([])
     await deliveredUntilYours(g)
     await waitForRelays(0)
+    // Logged as a failed relay, not served, and not as a violation.
+    expect(failedLine()).toBe(`relay failed | /chr/Moria | from | ${g.userId} | to | ${taker} | taker disconnected before its getlist`)
     await expectUsable([g])
   })
 

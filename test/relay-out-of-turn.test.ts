@@ -63,7 +63,9 @@ describe('a request where the answer to give was due (§4: never a violation)', 
     server = await startTestServer()
     const { g, t, root, dest, take } = await giveRaced()
     g.send(request)
-    await expectRefusedOutOfTurn(g, '/shot')
+    const detail = await expectRefusedOutOfTurn(g, '/shot')
+    expect(detail).toBe(`a request (${request === 'yours' ? '"yours"' : JSON.stringify(Array.isArray(request) ? request[0] : request)}) came where the answer to ["give", "/shot"] was due: ` +
+      'it was not served (send it again); the give comes again on your next pass')
     // The relay waits for G's next pass; the request was not served.
     await sessionReaches(server, g.userId, { turnTaking: 'clientHolds' })
     expect(server.coordinator.getSnapshot().context.relays.get(1)?.started).toBe(false)
@@ -157,8 +159,9 @@ describe('a request where the answer to give was due (§4: never a violation)', 
       expect(await passToGive(g)).toEqual(['give', '/shot'])
     }
     g.send('users')
-    expect(await expectClosedForProtocol(g)).toContain(`with a request ${MAX_GIVE_DEFERRALS} times in a row`)
-    expect((await take).error).toEqual(['error', 'relay_failed', expect.any(String)])
+    const detail = `giver broke the protocol instead of a manifest: answered ["give", "/shot"] with a request ${MAX_GIVE_DEFERRALS} times in a row`
+    expect(await expectClosedForProtocol(g)).toBe(detail)
+    expect((await take).error).toEqual(['error', 'relay_failed', detail])
     await expectUsable([t])
   })
 

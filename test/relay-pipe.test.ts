@@ -8,7 +8,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { createActor, fromCallback, waitFor, type AnyActorRef, type EventObject } from 'xstate'
 import { newRelayProgress, relayPipe, relayPipeWith, type RelayProgress } from '../src/relay-pipe.ts'
 import type { BorrowedFrames, FramePort } from '../actors/ports.ts'
-import type { Frame, JsonValue } from '../protocol/frame.ts'
+import type { BinaryPiece, Frame, JsonValue } from '../protocol/frame.ts'
 import { giverMachine, type RelayOutcome } from '../actors/giver.ts'
 
 type Sent = JsonValue | { binary: number }
@@ -27,6 +27,12 @@ class FakePort implements FramePort {
 
   feedJson (value: JsonValue): void { this.feed({ kind: 'json', value, index: this.index++ }) }
   feedBinary (n: number): void { this.feed({ kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index++ }) }
+  /** A piece of a binary frame of `frameLength` bytes, as a cut-through decoder gives it. */
+  feedPiece (n: number, frameLength: number, first: boolean): void {
+    const piece: BinaryPiece = { kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index, frameLength, first }
+    if (n === frameLength || !first) this.index++
+    this.feed(piece)
+  }
   end (): void { this.ended = true; this.wake?.() }
   /** The connection breaks: its frames end with `error` (as a connection's do on a protocol violation). */
   fail (error: Error): void { this.error = error; this.end() }
@@ -112,9 +118,14 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
         g.feedJson(['file', 'b', 4]); g.feedBinary(4)
       }
     }
+    const before = performance.now()
     const { events, done } = relay(g, t)
     const outcome = await done
+    const elapsed = performance.now() - before
     expect(outcome).toMatchObject({ files: 2, bytes: 7 })
+    // The duration it reports (for the log and the status page) lies within the time this test saw pass.
+    expect(outcome.durationMs).toBeGreaterThan(0)
+    expect(outcome.durationMs).toBeLessThanOrEqual(elapsed)
     expect(outcome.failure).toBeUndefined()
     expect(t.sent).toEqual([{ a: 'h1', b: 'h2' }, ['file', 'a', 3], { binary: 2 }, { binary: 1 }, ['file', 'b', 4], { binary: 4 }])
     expect(g.sent).toEqual([['give', '/f'], ['a', 'b'], ['ok', 'a'], ['ok', 'b']])
@@ -244,6 +255,15 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(outcome.takerError?.code).toBe('relay_failed')
   })
 
+  it('a giver whose manifest is bad breaks the protocol in its manifest', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson(['not', 'a', 'manifest']) }
+    const outcome = await relay(g, t).done
+    expect(outcome.giverViolation).toMatch(/^giver broke the protocol in its manifest: ./)
+    expect(t.sent).toEqual([])
+  })
+
   it('a giver that sends bytes instead of its manifest breaks the protocol', async () => {
     const g = new FakePort()
     const t = new FakePort()
@@ -259,6 +279,54 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const outcome = await relay(g, t, 100).done
     expect(outcome.takerViolation).toBe('taker idle for 0.1 s before its getlist')
     expect(outcome.giverViolation).toBeUndefined()
+  })
+
+  it('a taker gone before its getlist is a failure, not a violation; one whose connection breaks there is a violation with the break\'s detail', async () => {
+    const run = async (takerDoes: (t: FakePort) => void): Promise<RelayOutcome> => {
+      const g = new FakePort()
+      const t = new FakePort()
+      g.onSend = (what) => { if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h' }) }
+      t.onSend = (what) => { if (what !== null && typeof what === 'object' && !Array.isArray(what)) takerDoes(t) }
+      const outcome = await relay(g, t).done
+      expect(g.sent).toEqual([['give', '/f'], []])
+      return outcome
+    }
+    const gone = await run((t) => t.end())
+    expect(gone.failure).toBe('taker disconnected before its getlist')
+    expect(gone.takerViolation).toBeUndefined()
+    expect(gone.giverViolation).toBeUndefined()
+    const broken = await run((t) => t.fail(new Error('frame of 2 GiB refused')))
+    expect(broken.takerViolation).toBe('taker broke the protocol before its getlist: frame of 2 GiB refused')
+    expect(broken.failure).toBe(broken.takerViolation)
+    const bytes = await run((t) => t.feedBinary(3))
+    expect(bytes.takerViolation).toBe('taker sent bytes instead of a getlist')
+  })
+
+  it('the giver machine with no relay pipe wired ends the relay at once, never hangs', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    const outcome = await relay(g, t, 5_000, giverMachine.implementations.actors.relayPipe as typeof relayPipe).done
+    expect(outcome.failure).toBe('giver broke the protocol instead of a manifest: the server has no relay pipe')
+    expect(outcome.takerError?.code).toBe('relay_failed')
+  })
+
+  it('a giver machine stopped mid-relay (no exit actions run) still gives both sides\' frames back to their sessions', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    const actor = createActor(giverMachine.provide({ actors: { relayPipe } }), {
+      input: {
+        relayId: 1, folder: '/f', giver: recorder([]), taker: recorder([]), giverPort: g, takerPort: t,
+        takerActor: recorder([]), coordinator: recorder([]), idleLimitMs: 5_000
+      }
+    })
+    actor.start()
+    actor.send({ type: 'giver.turn' })
+    await waitFor(actor, (s) => s.matches({ relaying: 'asking' }))
+    expect(g.sent).toEqual([['give', '/f']])
+    actor.stop() // as when the server stops: XState runs no exit action, so no pipe.close is sent
+    for (let i = 0; i < 100 && !(g.released && t.released); i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(g.released).toBe(true)
+    expect(t.released).toBe(true)
   })
 
   it('a giver that sends faster than the relay reads is paused and resumed (backpressure on its frames), nothing lost', async () => {
@@ -300,6 +368,21 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
   })
 
+  it('a side\'s idle clock stops once a read ends: the giver\'s two waits, each under the limit, with the taker\'s getlist between them, add up past it, and the relay succeeds', async () => {
+    // Limit 1 s; G answers the give 600 ms after it, T sends its getlist at once, G sends the file 600 ms after that.
+    // A giver's clock left running after its manifest was read would reach the limit during its wait for the header.
+    const g = new FakePort()
+    const t = new FakePort()
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') setTimeout(() => g.feedJson({ a: 'h' }), 600)
+      if (Array.isArray(what) && what[0] === 'a') setTimeout(() => { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }, 600)
+    }
+    takerAnswersEachFileWhenWhole(t, ['a'])
+    const outcome = await relay(g, t, 1_000).done
+    expect(outcome.failure).toBeUndefined()
+    expect(g.sent).toEqual([['give', '/f'], ['a'], ['ok', 'a']])
+  })
+
   it('a giver gone, or sending bytes, where a file header is due; a taker answering before the header was sent', async () => {
     const run = async (giverDoes: (g: FakePort) => void, takerAnswersEarly = false): Promise<RelayOutcome> => {
       const g = new FakePort()
@@ -334,6 +417,124 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
   })
 
+  it('a taker dropped for a wrong answer while its socket does not drain keeps that reason; its port is closed at the idle limit', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    // T's socket never drains: a binary write waits until the port is closed.
+    let unblock = (): void => {}
+    t.sendBinary = async (_chunks, byteLength) => {
+      t.sent.push({ binary: byteLength })
+      await new Promise<void>((resolve) => { unblock = resolve })
+    }
+    t.close = () => { t.closed = true; unblock() }
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2) } }
+    const firstT = t.onSend
+    t.onSend = (what) => { firstT(what); if (Array.isArray(what) && what[0] === 'file') t.feedJson(['ok', 'not-a']) }
+    const outcome = await relay(g, t, 100).done
+    // Dropped once, for its answer: the drain limit that closes its port later does not rename the violation.
+    expect(outcome.takerViolation).toBe('expected ["ok", "a"] or ["failed", "a", reason], got an array of 2')
+    expect(t.closed).toBe(true)
+    expect(g.sent.slice(2)).toEqual([['failed', 'a', 'taker disconnected']])
+  })
+
+  it('after the giver failed, the taker\'s answer it still owed is read but not relayed to the giver', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a', 'b'])
+    const first = g.onSend
+    g.onSend = (what) => {
+      first(what)
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1); g.feedJson(['file', 'b', 10]); g.feedBinary(4) }
+    }
+    const firstT = t.onSend
+    let got = 0
+    t.onSend = (what) => {
+      firstT(what)
+      // The last bytes G sends reach T: G's connection ends, and only then T answers for a (it owes that answer).
+      if (what !== null && typeof what === 'object' && 'binary' in what && ++got === 2) {
+        g.end()
+        setTimeout(() => t.feedJson(['ok', 'a']), 50)
+      }
+    }
+    const outcome = await relay(g, t).done
+    expect(outcome.failure).toBe('giver disconnected with 6 bytes of b to go')
+    expect(outcome.takerViolation).toBeUndefined()
+    expect(g.sent).toEqual([['give', '/f'], ['a', 'b']])
+    expect(t.sent).toEqual([{ a: 'h', b: 'h' }, ['file', 'a', 1], { binary: 1 }, ['file', 'b', 10], { binary: 4 }])
+  })
+
+  it('a taker that sends bytes where an answer is due breaks the protocol; the giver gets "failed"', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } }
+    const firstT = t.onSend
+    t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && 'binary' in what) t.feedBinary(2) }
+    const outcome = await relay(g, t).done
+    expect(outcome.takerViolation).toBe('taker sent bytes instead of an answer for a')
+    expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
+  })
+
+  it('an exception inside the pipe (a bug) ends the relay as failed for both, with the error in the log line, never a hang', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    takerAnswersEachFileWhenWhole(t, ['a'])
+    g.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') g.feedJson({ a: 'h' })
+      if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
+    }
+    const sendJson = g.sendJson.bind(g)
+    g.sendJson = (value) => {
+      if (Array.isArray(value) && value[0] === 'ok') throw new Error('port broken by a bug')
+      sendJson(value)
+    }
+    const outcome = await relay(g, t).done
+    expect(outcome.failure).toBe('relay crashed: port broken by a bug')
+    expect(outcome.takerError).toEqual({ code: 'relay_failed', detail: 'internal relay error' })
+  })
+
+  it('a giver\'s violation mid-relay names the file: a header for another file, a JSON frame where bytes are due, bytes past the size', async () => {
+    const run = async (giverDoes: (g: FakePort) => void): Promise<{ outcome: RelayOutcome, t: FakePort }> => {
+      const g = new FakePort()
+      const t = new FakePort()
+      offer(g, t, ['a'])
+      const first = g.onSend
+      g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') giverDoes(g) }
+      return { outcome: await relay(g, t, 200).done, t }
+    }
+    expect((await run((g) => g.feedJson(['file', 'b', 1]))).outcome.giverViolation).toMatch(/^giver broke the protocol at a: ./)
+    expect((await run((g) => { g.feedJson(['file', 'a', 2]); g.feedJson(['ok']) })).outcome.giverViolation)
+      .toBe('giver broke the protocol in a: a JSON frame where 2 bytes of a were expected')
+    const over = await run((g) => { g.feedJson(['file', 'a', 2]); g.feedBinary(3) })
+    expect(over.outcome.giverViolation).toBe('giver broke the protocol in a: binary frames of a exceed the 2 bytes its header announced')
+    expect(over.t.sent).toEqual([{ a: 'h' }, ['file', 'a', 2]])
+  })
+
+  it('a binary frame in pieces: refused from its first piece when its whole size overruns the file (nothing of it relayed); its later pieces count their own bytes', async () => {
+    const g = new FakePort()
+    const t = new FakePort()
+    offer(g, t, ['a'])
+    const first = g.onSend
+    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 4]); g.feedPiece(2, 10, true) } }
+    const outcome = await relay(g, t, 200).done
+    expect(outcome.giverViolation).toBe('giver broke the protocol in a: binary frames of a exceed the 4 bytes its header announced')
+    expect(t.sent).toEqual([{ a: 'h' }, ['file', 'a', 4]])
+
+    const g2 = new FakePort()
+    const t2 = new FakePort()
+    takerAnswersEachFileWhenWhole(t2, ['a'])
+    g2.onSend = (what) => {
+      if (Array.isArray(what) && what[0] === 'give') g2.feedJson({ a: 'h' })
+      if (Array.isArray(what) && what[0] === 'a') { g2.feedJson(['file', 'a', 4]); g2.feedPiece(2, 4, true); g2.feedPiece(2, 4, false) }
+    }
+    const whole = await relay(g2, t2, 200).done
+    expect(whole.failure).toBeUndefined()
+    expect(whole).toMatchObject({ files: 1, bytes: 4 })
+  })
+
   it('an ack-waiting giver slow between files, and a taker slow to drain, each within the limit: the relay succeeds', async () => {
     // Limit 1 s. T answers each file 600 ms after it; G, waiting for each answer, sends the next file
     // 500 ms after it (its clock runs for those 500 ms only, not while T owes its answer); T's socket
@@ -362,5 +563,7 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const outcome = await relay(g, t, 1_000).done
     expect(outcome.failure).toBeUndefined()
     expect(g.sent.slice(2)).toEqual([['ok', 'a'], ['ok', 'b']])
+    // The files came through in two reports (500 ms apart): both counted.
+    expect(outcome).toMatchObject({ files: 2, bytes: 2 })
   })
 })

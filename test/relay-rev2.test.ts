@@ -12,7 +12,7 @@ import type { WireClient } from './helpers/wire-client.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { expectClosedForProtocol, expectError, joinClients, passToGive, waitUntil } from './helpers/relay-wire.ts'
 import { deliveredUntilYours, expectUsable, expectYours, MiB, removeTempDirs, sha256, tempDir, writeTree } from './helpers/relay-peers.ts'
-import type { JsonValue } from '../protocol/frame.ts'
+import { encodeBinary, encodeJson, type JsonValue } from '../protocol/frame.ts'
 
 let server: TestServer
 const clients = async (...names: string[]): Promise<WireClient[]> => await joinClients(server.port, ...names)
@@ -153,6 +153,21 @@ describe('bytes where a message is due', () => {
     await deliveredUntilYours(g)
     expect(await expectClosedForProtocol(t)).toMatch(/taker sent bytes instead of a getlist/)
     await expectUsable([g])
+  })
+})
+
+describe('a violator\'s later frames', () => {
+  it('bytes instead of a getlist, a chat message right behind them: T is closed for protocol and its message is never served', async () => {
+    server = await startTestServer()
+    const [g, t] = await clients('giver', 'taker')
+    await askAndAnswer(g, t, { 'a.txt': 'h' })
+    expect(await t.recv()).toEqual({ 'a.txt': 'h' })
+    t.sendRaw(Buffer.concat([encodeBinary(new Uint8Array(8)).subarray(), encodeJson(['message', 'after the violation'])]))
+    expect(await g.recv()).toEqual([])
+    await deliveredUntilYours(g)
+    expect(await expectClosedForProtocol(t)).toMatch(/taker sent bytes instead of a getlist/)
+    await expectUsable([g])
+    expect(server.coordinator.getSnapshot().context.chat.map(([, text]) => text)).not.toContain('after the violation')
   })
 })
 

@@ -113,12 +113,20 @@ describe('relay timeout: the giver\'s silence, not its queue', () => {
       return JSON.stringify(v) === JSON.stringify({ waitingForGiver: 'giverHoldsTurn' })
     })
     // G keeps making requests without ever passing: each one leaves and takes back the turn.
+    // The time held so far grows with each hold (a clock that restarted would time out only on one hold longer than the limit).
+    let heldSoFar = 0
     let timedOut = false
     while (!timedOut) {
       g.send(['message', 'busy, not passing'])
       expect(await g.recv()).toBe('yours')
+      const held = relayOf(t)?.takerActor.getSnapshot().context.heldMs as number | undefined
+      if (held !== undefined) {
+        expect(held).toBeGreaterThan(heldSoFar)
+        heldSoFar = held
+      }
       timedOut = t.queued.length > 0
     }
+    expect(heldSoFar).toBeGreaterThan(0)
     expect(await expectError(t, 'relay_timeout')).toMatch(/without starting/)
     await expectYours(t)
     await expectUsable([g, t])

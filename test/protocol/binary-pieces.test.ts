@@ -119,5 +119,11 @@ describe('FrameDecoder, binary pieces', () => {
     const piece = d.next()
     expect(piece !== undefined && isBinaryPiece(piece) && [piece.first, piece.frameLength, piece.bytes.byteLength]).toEqual([true, 9, 2])
     expect(d.pendingBytes).toBe(7)
+    // Bytes appended but not yet taken as a piece count too: 5 header bytes, 2 passed on, 3 waiting.
+    d.append(new Uint8Array([3, 4, 5]))
+    expect(d.pendingBytes).toBe(10)
+    const rest = d.next()
+    expect(rest !== undefined && isBinaryPiece(rest) && [rest.first, [...rest.bytes.subarray()]]).toEqual([false, [3, 4, 5]])
+    expect(d.pendingBytes).toBe(10)
   })
 })

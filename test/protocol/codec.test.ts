@@ -134,6 +134,7 @@ describe('encoding (§1)', () => {
   it('refuses to encode what is not JSON', () => {
     expect(() => encodeJson(undefined)).toThrow(TypeError)
     expect(() => encodeJson(() => 1)).toThrow(TypeError)
+    expect(() => encodeJson(undefined)).toThrow('value is not representable as JSON')
   })
 })
 
@@ -320,7 +321,11 @@ describe('protocol violations (§1)', () => {
 
   it('decodeFrames throws on a stream that ends inside a header', async () => {
     const err = await decodeWithPipe([encodeJson('yours'), Uint8Array.of(0, 0)]).then(() => undefined, (e: unknown) => e)
-    expectProtocolError(err, '2 bytes pending')
+    const pe = expectProtocolError(err, '2 bytes pending')
+    // No frame is to blame for an end of stream: the index is -1 ("none"), and logs name the error by its class.
+    expect(pe.frameIndex).toBe(-1)
+    expect(pe.name).toBe('ProtocolError')
+    expect(String(pe)).toBe('ProtocolError: stream ended inside a frame (2 bytes pending)')
   })
 
   it('decodeFrames passes on the first violation as a ProtocolError', async () => {

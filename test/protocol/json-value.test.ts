@@ -40,6 +40,24 @@ describe('§1 JSON values: depth and finite numbers', () => {
     // A string ending in an escaped backslash closes there: the brackets after it count.
     expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH, '"a\\\\"')).ok).toBe(true)
     expect(parseJsonText(nestedArrays(MAX_JSON_DEPTH + 1, '"a\\\\"')).ok).toBe(false)
+    // Brackets after such a string count too (a scan that took its closing quote for an escaped one would stop counting).
+    for (const s of ['a\\', 'a\\\\', '\\', 'a\\"\\']) {
+      const before = `[${JSON.stringify(s)},`
+      expect(parseJsonText(`${before}${nestedArrays(MAX_JSON_DEPTH - 1)}]`).ok).toBe(true)
+      expect(parseJsonText(`${before}${nestedArrays(MAX_JSON_DEPTH)}]`)).toEqual({ ok: false, reason: expect.stringContaining('256 levels') })
+    }
+  })
+
+  it('counts the depth, not the brackets: thousands of sibling arrays and objects are one level each', () => {
+    for (const sibling of ['[]', '{}', '[1]', '{"a":1}', '[[]]', '{"a":{}}']) {
+      const text = `[${Array(1000).fill(sibling).join(',')}]`
+      expect(parseJsonText(text)).toEqual({ ok: true, value: JSON.parse(text) })
+    }
+    // Closing brackets of either kind count: 256 levels, reached again after each of 300 closed branches.
+    const branch = nestedArrays(MAX_JSON_DEPTH - 1)
+    expect(parseJsonText(`[${Array(300).fill(branch).join(',')}]`).ok).toBe(true)
+    expect(parseJsonText(`{${Array.from({ length: 300 }, (_, i) => `"${i}":${nestedObjects(MAX_JSON_DEPTH - 1)}`).join(',')}}`).ok).toBe(true)
+    expect(parseJsonText(`[${branch},${nestedArrays(MAX_JSON_DEPTH)}]`).ok).toBe(false)
   })
 
   it('refuses a 100,000-level nesting without overflowing the stack', () => {
@@ -88,7 +106,8 @@ describe('§1 JSON values: depth and finite numbers', () => {
     expect(checkJsonValue(deep)).toEqual({ ok: false, reason: expect.stringContaining('256 levels') })
     expect(checkJsonValue({ a: [1, { b: Number.POSITIVE_INFINITY }] }).ok).toBe(false)
     expect(checkJsonValue({ a: Number.NaN }).ok).toBe(false)
-    expect(checkJsonValue({ a: undefined }).ok).toBe(false)
+    expect(checkJsonValue({ a: undefined })).toEqual({ ok: false, reason: 'not a JSON value: a undefined' })
+    expect(checkJsonValue([() => 1])).toEqual({ ok: false, reason: 'not a JSON value: a function' })
     expect(checkJsonValue({ story: { a: [1, 'x', null, true] } })).toEqual({ ok: true, value: { story: { a: [1, 'x', null, true] } } })
     // What passes the check encodes without throwing.
     let ok: unknown = 'x'

@@ -228,6 +228,30 @@ describe('syncs (§3)', () => {
 
 // ------------------------------------------------------------------ §4 requests
 
+describe('refusal details name what was sent (§2: a human-readable detail)', () => {
+  it('words each kind of value: null, an array by its length, a short string quoted, a long one not, an object, a number, a boolean', () => {
+    const detailOf = (v: unknown): string => {
+      const r = validateStorySubmission(v)
+      if (r.ok) throw new Error('accepted')
+      return r.detail.replace('story expects [story object, timestamp], got ', '')
+    }
+    expect(detailOf(null)).toBe('null')
+    expect(detailOf([1, 2, 3])).toBe('an array of 3')
+    expect(detailOf([])).toBe('an array of 0')
+    expect(detailOf('x'.repeat(40))).toBe(`"${'x'.repeat(40)}"`)
+    expect(detailOf('x'.repeat(41))).toBe('a long string')
+    expect(detailOf({ story: 1 })).toBe('an object')
+    expect(detailOf(7)).toBe('number 7')
+    expect(detailOf(true)).toBe('boolean true')
+  })
+
+  it('an array request whose head is no string is described as the array, not by its head', () => {
+    expect(parseRequest([5, 'x'])).toEqual({ ok: false, code: 'unknown_request', detail: 'unknown request an array of 2' })
+    expect(parseRequest([])).toEqual({ ok: false, code: 'unknown_request', detail: 'unknown request an array of 0' })
+    expect(parseRequest(['frobnicate'])).toEqual({ ok: false, code: 'unknown_request', detail: 'unknown request "frobnicate"' })
+  })
+})
+
 describe('parseRequest (§4)', () => {
   it('accepts the five simple requests', () => {
     expect(expectOk(parseRequest('yours'))).toEqual({ type: 'pass' })

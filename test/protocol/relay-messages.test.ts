@@ -37,6 +37,10 @@ describe('manifest (§5 rev 2)', () => {
     expect(entryFields('abc')).toEqual({ hash: 'abc' })
     expect(entryFields({ hash: 'h', size: 3, mtime: 2.5, mode: 0o755, other: true })).toEqual({ hash: 'h', size: 3, mtime: 2.5, mode: 0o755 })
     expect(entryFields({ hash: 'h' })).toEqual({ hash: 'h' })
+    // A field the entry lacks is absent, not present as undefined (`'size' in fields` is how a taker asks).
+    expect(entryFields({ hash: 'h' })).toStrictEqual({ hash: 'h' })
+    expect(Object.keys(entryFields({ hash: 'h', mode: 0 }))).toEqual(['hash', 'mode'])
+    expect(Object.keys(entryFields({ hash: 'h', size: 0, mtime: 0 }))).toEqual(['hash', 'size', 'mtime'])
   })
 
   it('refuses a non-object with protocol', () => {
