@@ -107,6 +107,8 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     expect(relayCount()).toBe(0)
     await serveWithdrawnFrom(g)
     expect((await pass(g)).delivered).toEqual(['users'])
+    // Both relay actors are told the taker left (taker.left), end, and are removed.
+    await noRelayActorsLeft()
   })
 
   it('withdrawn: the giver left before it started; the taker gets relay_failed', async () => {
@@ -119,6 +121,27 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     await expectYours(t)
     expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: gId, taker: t.userId, outcome: 'withdrawn', files: 0, bytes: 0, durationMs: 0 })
     expect(relayCount()).toBe(0)
+    // Both relay actors are told the giver left (giver.left), end, and are removed.
+    await noRelayActorsLeft()
+  })
+
+  it('a user who leaves ends its own relays only: a relay between two others goes on', async () => {
+    const [g, t] = await start()
+    const x = (await joinClients(server.port, 'xena'))[0]
+    const root = await tempDir('giver-')
+    const dest = await tempDir('taker-')
+    await writeTree(root, { 'a.txt': 'frame a\n' })
+    const taken = takeFolder(t, g.userId, '/shot', dest)
+    await waitUntil('the relay', () => relayCount() === 1)
+    const xId = x.userId
+    x.close()
+    await waitUntil('xena\'s leave', () => !server.coordinator.getSnapshot().context.users.has(xId))
+    expect(ended).toEqual([])
+    expect(relayCount()).toBe(1)
+    await pass(g, { onGive: async (folder) => await giveFolder(g, root, folder) })
+    expect((await taken).results).toEqual({ 'a.txt': 'ok' })
+    expect((await oneEnded()).outcome).toBe('ok')
+    await noRelayActorsLeft()
   })
 })
 
