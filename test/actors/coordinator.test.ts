@@ -10,6 +10,7 @@ import type { ServerOptions } from '../../src/server.ts'
 import { expectError, joinClients, passToGive, waitUntil } from '../helpers/relay-wire.ts'
 import { expectYours, giveFolder, pass, removeTempDirs, takeFolder, tempDir, writeTree } from '../helpers/relay-peers.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { pass as passTurns, request } from '../helpers/turns.ts'
 import { join, type WireClient } from '../helpers/wire-client.ts'
 
 let server: TestServer
@@ -164,5 +165,23 @@ describe('a restored state (persistence)', () => {
     expect(await client.recv()).toBe('yours')
     expect((await pass(client)).delivered).toEqual(['users', ['messages', [['Multiuser Server', 'Server Started'], ['cy', 'three'], ['dee', 'four']]]])
     client.close()
+  })
+})
+
+describe('who hears of a change (§4 table)', () => {
+  it('the submitter of a story, analytics or assets change is not notified of its own change; the others are', async () => {
+    const [a, b] = await start()
+    expect((await pass(a)).delivered).toEqual(['users'])
+    expect((await pass(b)).delivered).toEqual(['users'])
+    const TS = '2025/01/01-00:00:00'
+    expect(await request(a, 'story', { story: [{ scenes: 2 }, TS] })).toEqual(['story', [a.userId, { scenes: 2 }], 'yours'])
+    expect(await request(a, 'analytics', { analytics: [{ done: 1 }, TS] })).toEqual(['analytics', { done: 1 }, 'yours'])
+    expect(await request(a, 'assets', { assets: { '/chr/A': ['?', TS] } })).toEqual(['assets', { '/chr/A': [a.userId, TS] }, 'yours'])
+    expect(await request(b, 'story', { story: [{ scenes: 3 }, '2025/01/01-00:00:01'] })).toEqual(['story', [b.userId, { scenes: 3 }], 'yours'])
+    // a's story sync on its pass (started by the server, not a request) carries a newer story: b hears of it, a does not.
+    expect(await passTurns(a, { story: [{ scenes: 4 }, '2025/01/01-00:00:02'] })).toEqual(['story', [a.userId, { scenes: 4 }], 'yours'])
+    expect((await pass(a)).delivered).toEqual([])
+    expect((await pass(b)).delivered).toEqual(['story', 'analytics', 'assets'])
+    expect((await pass(b)).delivered).toEqual([])
   })
 })
