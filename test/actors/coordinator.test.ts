@@ -5,7 +5,9 @@
  * end (`relayEnded`, which the status page and metrics read) and logs it.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import type { EndedRelay } from '../../actors/coordinator.ts'
+import { createActor, setup, type AnyEventObject } from 'xstate'
+import { coordinatorMachine, type EndedRelay } from '../../actors/coordinator.ts'
+import type { FramePort } from '../../actors/ports.ts'
 import type { ServerOptions } from '../../src/server.ts'
 import { expectError, joinClients, passToGive, waitUntil } from '../helpers/relay-wire.ts'
 import { expectYours, giveFolder, pass, removeTempDirs, takeFolder, tempDir, writeTree } from '../helpers/relay-peers.ts'
@@ -183,5 +185,26 @@ describe('who hears of a change (§4 table)', () => {
     expect((await pass(a)).delivered).toEqual([])
     expect((await pass(b)).delivered).toEqual(['story', 'analytics', 'assets'])
     expect((await pass(b)).delivered).toEqual([])
+  })
+})
+
+describe('the coordinator alone: a serve.begin for a relay no longer there', () => {
+  // Over TCP a withdrawal reaches the giver's session (serve.withdraw) before it can start that serve;
+  // this pins the coordinator's own answer should a serve.begin ever cross a withdrawal.
+  it('is answered serve.ended, so that the giver\'s pass goes on; nothing starts', () => {
+    const got: AnyEventObject[] = []
+    const session = createActor(setup({}).createMachine({ on: { '*': { actions: ({ event }) => { got.push(event) } } } }))
+    session.start()
+    const coordinator = createActor(coordinatorMachine, { input: { chatLimit: 100, relayTimeoutMs: 60_000 } })
+    const lines: string[] = []
+    coordinator.on('log', (e) => lines.push(e.line))
+    coordinator.start()
+    coordinator.send({ type: 'user.join', userId: 'gina', username: 'gina', session, port: {} as FramePort })
+    coordinator.send({ type: 'serve.begin', userId: 'gina', relayId: 7 })
+    expect(got).toEqual([{ type: 'serve.ended' }])
+    expect(lines.filter((l) => l.startsWith('serving'))).toEqual([])
+    expect(coordinator.getSnapshot().context.relays.size).toBe(0)
+    coordinator.stop()
+    session.stop()
   })
 })
