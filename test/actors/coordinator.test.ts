@@ -148,6 +148,24 @@ describe('relayEnded: how each relay ended, and what went through', () => {
   })
 })
 
+describe('relay refusals say why (§5 detail)', () => {
+  it('no such user, oneself, and a deadlock, each with its reason', async () => {
+    const [g, t] = await start()
+    t.send(['get', '127.0.0.1:1', '/shot'])
+    expect(await expectError(t, 'no_such_user')).toBe('127.0.0.1:1 is not connected')
+    await expectYours(t)
+    t.send(['get', t.userId, '/shot'])
+    expect(await expectError(t, 'no_such_user')).toBe('you cannot get a folder from yourself')
+    await expectYours(t)
+    g.send(['get', t.userId, '/from-tom'])
+    await waitUntil('the relay', () => relayCount() === 1)
+    t.send(['get', g.userId, '/from-gina'])
+    expect(await expectError(t, 'would_deadlock')).toBe(`${g.userId} is waiting, directly or through a chain, on a relay from you`)
+    await expectYours(t)
+    expect(relayCount()).toBe(1)
+  })
+})
+
 describe('a restored state (persistence)', () => {
   it('is what newcomers sync to; its chat is capped like any history', async () => {
     const TS = '2031/02/02-00:00:00'
