@@ -128,6 +128,23 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     await noRelayActorsLeft()
   })
 
+  it('relays are numbered from 1 up; a giver who leaves withdraws every relay waiting on it', async () => {
+    const [g, t] = await start()
+    const x = (await joinClients(server.port, 'xena'))[0]
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the first relay', () => relayCount() === 1)
+    x.send(['get', g.userId, '/set'])
+    await waitUntil('the second relay', () => relayCount() === 2)
+    expect([...server.coordinator.getSnapshot().context.relays.keys()]).toEqual([1, 2])
+    const gId = g.userId
+    g.close()
+    await expectError(t, 'relay_failed')
+    await expectError(x, 'relay_failed')
+    await waitUntil('both relays\' ends', () => ended.length === 2)
+    expect(ended.map((r) => [r.id, r.folder, r.giver, r.outcome])).toEqual([[1, '/shot', gId, 'withdrawn'], [2, '/set', gId, 'withdrawn']])
+    await noRelayActorsLeft()
+  })
+
   it('a user who leaves ends its own relays only: a relay between two others goes on', async () => {
     const [g, t] = await start()
     const x = (await joinClients(server.port, 'xena'))[0]
