@@ -145,6 +145,22 @@ describe('relayEnded: how each relay ended, and what went through', () => {
     await noRelayActorsLeft()
   })
 
+  it('withdrawn: the taker left after the give, and the giver answered it with a request', async () => {
+    const [g, t] = await start()
+    const tId = t.userId
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the relay', () => relayCount() === 1)
+    expect(await passToGive(g)).toEqual(['give', '/shot'])
+    t.close()
+    await waitUntil('tom\'s leave', () => !server.coordinator.getSnapshot().context.users.has(tId))
+    expect(ended).toEqual([]) // started: the giver's answer decides
+    g.send('users')
+    await expectError(g, 'bad_request')
+    await expectYours(g)
+    expect(await oneEnded()).toEqual({ id: 1, folder: '/shot', giver: g.userId, taker: tId, outcome: 'withdrawn', files: 0, bytes: 0, durationMs: 0 })
+    await noRelayActorsLeft()
+  })
+
   it('a user who leaves ends its own relays only: a relay between two others goes on', async () => {
     const [g, t] = await start()
     const x = (await joinClients(server.port, 'xena'))[0]
