@@ -181,6 +181,37 @@ describe('relayEnded: how each relay ended, and what went through', () => {
   })
 })
 
+describe('the relay timeout counts only while the giver holds its turn (§5)', () => {
+  it('a giver that held its turn, then is busy in a request for longer than the timeout, is not timed out', async () => {
+    const relayTimeoutMs = 600
+    const [g, t] = await start({ relayTimeoutMs })
+    const [g3, t3] = await joinClients(server.port, 'g3', 't3')
+    const takerState = (): string => JSON.stringify(server.coordinator.getSnapshot().context.relays.get(1)?.takerActor.getSnapshot().value)
+    t.send(['get', g.userId, '/shot'])
+    await waitUntil('the giver holding its turn, the clock running', () => takerState() === '{"waitingForGiver":"giverHoldsTurn"}')
+    // G leaves its turn for a story request and keeps the server waiting for its answer: busy, the clock stops.
+    g.send('story')
+    expect(await g.recv()).toBe('story')
+    await waitUntil('the giver busy, the clock stopped', () => takerState() === '{"waitingForGiver":"giverBusy"}')
+    // A control relay from a giver silent in its turn times out: a whole relay timeout has passed since.
+    t3.send(['get', g3.userId, '/three'])
+    await expectError(t3, 'relay_timeout')
+    expect(server.lines.filter((l) => l.startsWith('relay timeout | '))).toEqual([`relay timeout | /three | from | ${g3.userId} | to | ${t3.userId}`])
+    expect(relayCount()).toBe(1)
+    // G ends its request and passes: T is served.
+    g.send([{}, '0000/00/00-00:00:00'])
+    await g.recv()
+    g.send(true)
+    await expectYours(g)
+    const passed = pass(g, { onGive: async (folder) => { g.send({}); expect(await g.recv()).toEqual([]); return { folder, getlist: [], answers: [] } } })
+    expect(await t.recv()).toEqual({})
+    t.send([])
+    await expectYours(t)
+    await passed
+    expect(ended.map((r) => [r.folder, r.outcome])).toEqual([['/three', 'timeout'], ['/shot', 'ok']])
+  })
+})
+
 describe('relay refusals say why (§5 detail)', () => {
   it('no such user, oneself, and a deadlock, each with its reason', async () => {
     const [g, t] = await start()
