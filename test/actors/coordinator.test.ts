@@ -182,19 +182,21 @@ describe('relayEnded: how each relay ended, and what went through', () => {
 })
 
 describe('the relay timeout counts only while the giver holds its turn (§5)', () => {
-  it('a giver that held its turn, then is busy in a request for longer than the timeout, is not timed out', async () => {
-    const relayTimeoutMs = 600
-    const [g, t] = await start({ relayTimeoutMs })
+  it('a giver that held its turn, then is busy in a request, stops its takers\' clocks, and no one else\'s', async () => {
+    const [g, t] = await start({ relayTimeoutMs: 1_000 })
     const [g3, t3] = await joinClients(server.port, 'g3', 't3')
-    const takerState = (): string => JSON.stringify(server.coordinator.getSnapshot().context.relays.get(1)?.takerActor.getSnapshot().value)
+    const takerState = (id: number): string => JSON.stringify(server.coordinator.getSnapshot().context.relays.get(id)?.takerActor.getSnapshot().value)
     t.send(['get', g.userId, '/shot'])
-    await waitUntil('the giver holding its turn, the clock running', () => takerState() === '{"waitingForGiver":"giverHoldsTurn"}')
-    // G leaves its turn for a story request and keeps the server waiting for its answer: busy, the clock stops.
+    await waitUntil('G holding its turn, T\'s clock running', () => takerState(1) === '{"waitingForGiver":"giverHoldsTurn"}')
+    // A control relay from a giver that stays silent in its turn: its clock runs from now on.
+    t3.send(['get', g3.userId, '/three'])
+    await waitUntil('G3 holding its turn, T3\'s clock running', () => takerState(2) === '{"waitingForGiver":"giverHoldsTurn"}')
+    // G leaves its turn for a story request and keeps the server waiting for its answer: busy, T's clock stops (T3's goes on).
     g.send('story')
     expect(await g.recv()).toBe('story')
-    await waitUntil('the giver busy, the clock stopped', () => takerState() === '{"waitingForGiver":"giverBusy"}')
-    // A control relay from a giver silent in its turn times out: a whole relay timeout has passed since.
-    t3.send(['get', g3.userId, '/three'])
+    await waitUntil('G busy, T\'s clock stopped', () => takerState(1) === '{"waitingForGiver":"giverBusy"}')
+    expect(takerState(2)).toBe('{"waitingForGiver":"giverHoldsTurn"}')
+    // T3 times out; T, whose clock started first but stopped, does not.
     await expectError(t3, 'relay_timeout')
     expect(server.lines.filter((l) => l.startsWith('relay timeout | '))).toEqual([`relay timeout | /three | from | ${g3.userId} | to | ${t3.userId}`])
     expect(relayCount()).toBe(1)
