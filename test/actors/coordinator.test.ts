@@ -270,6 +270,21 @@ describe('who hears of a change (§4 table)', () => {
     expect((await pass(b)).delivered).toEqual(['story', 'analytics', 'assets'])
     expect((await pass(b)).delivered).toEqual([])
   })
+
+  it('assets: a change in the sync of a joining client notifies the others; a request that changes nothing notifies them too', async () => {
+    const [a] = await start()
+    expect((await pass(a)).delivered).toEqual(['users'])
+    const TS = '2025/01/01-00:00:00'
+    const [c] = await joinClients(server.port, 'cleo') // empty assets: nothing changes
+    expect((await pass(a)).delivered).toEqual(['users'])
+    const d = (await join(server.port, 'Test Film', { username: 'dan', assets: { '/chr/D': ['?', TS] } })).client
+    expect((await pass(a)).delivered.slice().sort()).toEqual(['assets', 'users'])
+    expect((await pass(c)).delivered.slice().sort()).toEqual(['assets', 'users'])
+    // d's request changes nothing (its entry is not newer): the others hear of it all the same (§4 table).
+    expect(await request(d, 'assets', { assets: { '/chr/D': ['?', TS] } })).toEqual(['assets', { '/chr/D': [d.userId, TS] }, 'yours'])
+    expect((await pass(a)).delivered).toEqual(['assets'])
+    d.close()
+  })
 })
 
 describe('the coordinator alone: a serve.begin for a relay no longer there', () => {
