@@ -252,6 +252,21 @@ describe('a restored state (persistence)', () => {
     expect((await pass(client)).delivered).toEqual(['users', ['messages', [['Multiuser Server', 'Server Started'], ['cy', 'three'], ['dee', 'four']]]])
     client.close()
   })
+
+  it('its chat is capped in bytes by --chat-bytes as well (§4 rev 2)', async () => {
+    const TS = '2031/02/02-00:00:00'
+    const first: [string, string] = ['Multiuser Server', 'Server Started']
+    server = await startTestServer({
+      chatBytes: 200,
+      restored: {
+        story: { owner: '10.0.0.9:4000', value: {}, timestamp: TS },
+        analytics: { value: {}, timestamp: TS },
+        chat: [first, ['a', 'x'.repeat(50)], ['a', 'y'.repeat(50)], ['a', 'z'.repeat(50)]]
+      }
+    })
+    // With the x line the history would be 210 bytes of JSON.
+    expect(server.coordinator.getSnapshot().context.chat).toEqual([first, ['a', 'y'.repeat(50)], ['a', 'z'.repeat(50)]])
+  })
 })
 
 describe('who hears of a change (§4 table)', () => {
