@@ -84,9 +84,13 @@ export type SessionClockEvent = { type: 'idle.limit' } | { type: 'turn.hold.over
 /** Sends `idle.limit` once the session has waited on its client for the limit, `turn.hold.over` when a hold has lasted the turn hold. */
 export const sessionClock = fromCallback<EventObject, SessionClockInput>(({ input, sendBack }) => {
   const { clock, idleLimitMs, turnHoldMs } = input
+  let stopped = false
   const idle = (): void => {
     const left = clock.waiting ? clock.waitingSince + idleLimitMs - performance.now() : idleLimitMs
     if (clock.waiting && left <= 0) sendBack({ type: 'idle.limit' } satisfies SessionClockEvent)
+    // `idle.limit` closes the session at once, and with it this actor: its cleanup has run, and a
+    // timer armed now would never be cleared (it would keep the closed session in memory for good).
+    if (stopped) return
     idleTimer = setTimeout(idle, left > 0 ? left : idleLimitMs)
     idleTimer.unref()
   }
@@ -98,6 +102,7 @@ export const sessionClock = fromCallback<EventObject, SessionClockInput>(({ inpu
     sendBack({ type: 'turn.hold.over' } satisfies SessionClockEvent)
   }
   return () => {
+    stopped = true
     clock.holdOver = () => {}
     clock.holding = false
     clearTimeout(idleTimer)
