@@ -24,6 +24,20 @@ class FakePort implements FramePort {
   closed = false
   private index = 0
   onSend: (what: Sent) => void = () => {}
+  /** Its socket never drains: a binary write waits until the port is closed. */
+  neverDrains (): void {
+    let unblock = (): void => {}
+    this.sendBinary = async (_chunks, byteLength) => {
+      this.sent.push({ binary: byteLength })
+      await new Promise<void>((resolve) => { unblock = resolve })
+    }
+    this.close = () => { this.closed = true; unblock() }
+  }
+  /** Also does `then` on each send, after what is done already (a side's scripted answers). */
+  alsoOnSend (then: (what: Sent) => void): void {
+    const before = this.onSend
+    this.onSend = (what) => { before(what); then(what) }
+  }
 
   feedJson (value: JsonValue): void { this.feed({ kind: 'json', value, index: this.index++ }) }
   feedBinary (n: number): void { this.feed({ kind: 'binary', bytes: new Uint8ArrayList(new Uint8Array(n)), index: this.index++ }) }
@@ -199,8 +213,7 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     offer(g, t, ['a'])
-    const first = g.onSend
-    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 10]); g.feedBinary(4) } }
+    g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 10]); g.feedBinary(4) } })
     const outcome = await relay(g, t, 100).done
     expect(outcome.failure).toBe('giver idle for 0.1 s with 6 bytes of a to go')
     expect(outcome.giverViolation).toBe(outcome.failure)
@@ -212,11 +225,9 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     offer(g, t, ['a', 'b'])
-    const first = g.onSend
-    g.onSend = (what) => {
-      first(what)
+    g.alsoOnSend((what) => {
       if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2); g.feedJson(['file', 'b', 1]); g.feedBinary(1) }
-    }
+    })
     const outcome = await relay(g, t, 100).done
     expect(outcome.takerViolation).toBe('taker idle for 0.1 s with its answer for a owed')
     expect(outcome.giverViolation).toBeUndefined()
@@ -226,19 +237,11 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
   it('a taker that reads nothing is dropped after the idle limit (its port closed); the giver finishes with "failed"', async () => {
     const g = new FakePort()
     const t = new FakePort()
-    // T's socket never drains: a binary write waits until the port is closed.
-    let unblock = (): void => {}
-    t.sendBinary = async (_chunks, byteLength) => {
-      t.sent.push({ binary: byteLength })
-      await new Promise<void>((resolve) => { unblock = resolve })
-    }
-    t.close = () => { t.closed = true; unblock() }
+    t.neverDrains()
     offer(g, t, ['a', 'b'])
-    const first = g.onSend
-    g.onSend = (what) => {
-      first(what)
+    g.alsoOnSend((what) => {
       if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2); g.feedJson(['file', 'b', 1]); g.feedBinary(1) }
-    }
+    })
     const outcome = await relay(g, t, 100).done
     expect(outcome.takerViolation).toBe('taker read nothing for 0.1 s')
     expect(t.closed).toBe(true)
@@ -334,17 +337,13 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const t = new FakePort()
     const MiB = 1024 * 1024
     offer(g, t, ['big'])
-    const first = g.onSend
-    g.onSend = (what) => {
-      first(what)
+    g.alsoOnSend((what) => {
       if (Array.isArray(what) && what[0] === 'big') { g.feedJson(['file', 'big', 2 * MiB + 1]); g.feedBinary(MiB); g.feedBinary(MiB); g.feedBinary(1) }
-    }
-    const firstT = t.onSend
+    })
     let got = 0
-    t.onSend = (what) => {
-      firstT(what)
+    t.alsoOnSend((what) => {
       if (typeof what === 'object' && what !== null && 'binary' in what && (got += what.binary as number) === 2 * MiB + 1) t.feedJson(['ok', 'big'])
-    }
+    })
     const outcome = await relay(g, t).done
     expect(outcome.failure).toBeUndefined()
     expect(outcome).toMatchObject({ files: 1, bytes: 2 * MiB + 1 })
@@ -388,11 +387,9 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
       const g = new FakePort()
       const t = new FakePort()
       offer(g, t, ['a'])
-      const first = g.onSend
-      g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') giverDoes(g) }
+      g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') giverDoes(g) })
       if (takerAnswersEarly) {
-        const firstT = t.onSend
-        t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) t.feedJson(['ok', 'a']) }
+        t.alsoOnSend((what) => { if (what !== null && typeof what === 'object' && !Array.isArray(what) && !('binary' in what)) t.feedJson(['ok', 'a']) })
       }
       return await relay(g, t, 200).done
     }
@@ -408,10 +405,8 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     offer(g, t, ['a'])
-    const first = g.onSend
-    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } }
-    const firstT = t.onSend
-    t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && 'binary' in what) t.fail(new Error('frame too big')) }
+    g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } })
+    t.alsoOnSend((what) => { if (what !== null && typeof what === 'object' && 'binary' in what) t.fail(new Error('frame too big')) })
     const outcome = await relay(g, t).done
     expect(outcome.takerViolation).toBe('taker broke the protocol: frame too big')
     expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
@@ -420,18 +415,10 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
   it('a taker dropped for a wrong answer while its socket does not drain keeps that reason; its port is closed at the idle limit', async () => {
     const g = new FakePort()
     const t = new FakePort()
-    // T's socket never drains: a binary write waits until the port is closed.
-    let unblock = (): void => {}
-    t.sendBinary = async (_chunks, byteLength) => {
-      t.sent.push({ binary: byteLength })
-      await new Promise<void>((resolve) => { unblock = resolve })
-    }
-    t.close = () => { t.closed = true; unblock() }
+    t.neverDrains()
     offer(g, t, ['a'])
-    const first = g.onSend
-    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2) } }
-    const firstT = t.onSend
-    t.onSend = (what) => { firstT(what); if (Array.isArray(what) && what[0] === 'file') t.feedJson(['ok', 'not-a']) }
+    g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 2]); g.feedBinary(2) } })
+    t.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'file') t.feedJson(['ok', 'not-a']) })
     const outcome = await relay(g, t, 100).done
     // Dropped once, for its answer: the drain limit that closes its port later does not rename the violation.
     expect(outcome.takerViolation).toBe('expected ["ok", "a"] or ["failed", "a", reason], got an array of 2')
@@ -443,21 +430,17 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     offer(g, t, ['a', 'b'])
-    const first = g.onSend
-    g.onSend = (what) => {
-      first(what)
+    g.alsoOnSend((what) => {
       if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1); g.feedJson(['file', 'b', 10]); g.feedBinary(4) }
-    }
-    const firstT = t.onSend
+    })
     let got = 0
-    t.onSend = (what) => {
-      firstT(what)
+    t.alsoOnSend((what) => {
       // The last bytes G sends reach T: G's connection ends, and only then T answers for a (it owes that answer).
       if (what !== null && typeof what === 'object' && 'binary' in what && ++got === 2) {
         g.end()
         setTimeout(() => t.feedJson(['ok', 'a']), 50)
       }
-    }
+    })
     const outcome = await relay(g, t).done
     expect(outcome.failure).toBe('giver disconnected with 6 bytes of b to go')
     expect(outcome.takerViolation).toBeUndefined()
@@ -469,10 +452,8 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     offer(g, t, ['a'])
-    const first = g.onSend
-    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } }
-    const firstT = t.onSend
-    t.onSend = (what) => { firstT(what); if (what !== null && typeof what === 'object' && 'binary' in what) t.feedBinary(2) }
+    g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) } })
+    t.alsoOnSend((what) => { if (what !== null && typeof what === 'object' && 'binary' in what) t.feedBinary(2) })
     const outcome = await relay(g, t).done
     expect(outcome.takerViolation).toBe('taker sent bytes instead of an answer for a')
     expect(g.sent.at(-1)).toEqual(['failed', 'a', 'taker disconnected'])
@@ -501,8 +482,7 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
       const g = new FakePort()
       const t = new FakePort()
       offer(g, t, ['a'])
-      const first = g.onSend
-      g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') giverDoes(g) }
+      g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') giverDoes(g) })
       return { outcome: await relay(g, t, 200).done, t }
     }
     expect((await run((g) => g.feedJson(['file', 'b', 1]))).outcome.giverViolation).toMatch(/^giver broke the protocol at a: ./)
@@ -517,8 +497,7 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     const g = new FakePort()
     const t = new FakePort()
     offer(g, t, ['a'])
-    const first = g.onSend
-    g.onSend = (what) => { first(what); if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 4]); g.feedPiece(2, 10, true) } }
+    g.alsoOnSend((what) => { if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 4]); g.feedPiece(2, 10, true) } })
     const outcome = await relay(g, t, 200).done
     expect(outcome.giverViolation).toBe('giver broke the protocol in a: binary frames of a exceed the 4 bytes its header announced')
     expect(t.sent).toEqual([{ a: 'h' }, ['file', 'a', 4]])
@@ -545,21 +524,17 @@ describe('the giver machine and relayPipe over async-iterable frames', () => {
     let drained = 0
     t.sendBinary = async (chunks, n) => { await binary(chunks, n); if (drained++ === 1) await new Promise((resolve) => setTimeout(resolve, 300)) }
     offer(g, t, ['a', 'b'])
-    const first = g.onSend
-    g.onSend = (what) => {
-      first(what)
+    g.alsoOnSend((what) => {
       if (Array.isArray(what) && what[0] === 'a') { g.feedJson(['file', 'a', 1]); g.feedBinary(1) }
       if (Array.isArray(what) && what[0] === 'ok' && what[1] === 'a') setTimeout(() => { g.feedJson(['file', 'b', 1]); g.feedBinary(1) }, 500)
-    }
-    const firstT = t.onSend
+    })
     let files = 0
-    t.onSend = (what) => {
-      firstT(what)
+    t.alsoOnSend((what) => {
       if (what !== null && typeof what === 'object' && 'binary' in what) {
         const path = files++ === 0 ? 'a' : 'b'
         setTimeout(() => t.feedJson(['ok', path]), 600)
       }
-    }
+    })
     const outcome = await relay(g, t, 1_000).done
     expect(outcome.failure).toBeUndefined()
     expect(g.sent.slice(2)).toEqual([['ok', 'a'], ['ok', 'b']])
