@@ -5,6 +5,7 @@ import { giverMachine } from '../actors/giver.ts'
 import { sessionMachine, type SessionRef } from '../actors/session.ts'
 import { encodeJson } from '../protocol/frame.ts'
 import { errorMessage } from '../protocol/errors.ts'
+import { withCachedSteps } from './cached-steps.ts'
 import { Connection, userIdOf } from './connection.ts'
 import { relayPipe, relayPipeWith, type RelayProgress } from './relay-pipe.ts'
 import { listenOrFail } from './operator-error.ts'
@@ -91,6 +92,13 @@ export interface RunningServer {
 /** §3: a busy refusal's socket is destroyed this long after the refusal, closed or not. */
 const BUSY_RELEASE_MS = 1_000
 
+/**
+ * Sessions run their steps with XState's per-step work cached (src/cached-steps.ts):
+ * the same machine, transitions, guards and actions, a fraction of the cost per pass.
+ * With an inspector attached they run on XState's own interpreter, which reports every microstep.
+ */
+const SESSION_WITH_CACHED_STEPS = withCachedSteps(sessionMachine)
+
 /** Socket reads of up to 1 MiB cut per-chunk overhead on large relays. */
 const READ_HIGH_WATER = 1024 * 1024
 
@@ -132,7 +140,7 @@ export async function startServer (options: ServerOptions, log: ServerLog): Prom
       return
     }
     const connection = new Connection(socket, { maxFrame: options.maxFrame, outputLimit: options.outputLimit, idleLimitMs: options.idleLimitMs })
-    const session = createActor(sessionMachine, {
+    const session = createActor(inspect === undefined ? SESSION_WITH_CACHED_STEPS : sessionMachine, {
       input: {
         userId: userIdOf(socket),
         projectName: options.projectName,
