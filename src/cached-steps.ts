@@ -135,8 +135,8 @@ interface Config {
 interface Plan {
   readonly from: Config
   readonly next: Config
-  /** Exit actions (deepest state first), the transition's, then entry actions (outermost first). */
-  readonly actions: readonly Action[]
+  /** Exit actions (deepest state first), the transition's, then entry actions (outermost first), looked up. */
+  readonly compiled: readonly Compiled[]
 }
 
 function isChainMachine (machine: AnyStateMachine): boolean {
@@ -224,7 +224,7 @@ function domainOf (t: Transition, target: StateNode): StateNode | undefined {
 /** Steps XState would take whole are `null`: final, invoking or delayed states, history, several targets. */
 function makePlan (from: Config, t: Transition, configOf: (n: StateNode) => Config): Plan | null {
   const targets = t.target ?? []
-  if (targets.length === 0) return { from, next: from, actions: t.actions }
+  if (targets.length === 0) return { from, next: from, compiled: t.actions.map((a) => compile(a, from.atomic.machine)) }
   if (targets.length !== 1) return null
   const target = targets[0]
   if (target.type === 'history') return null
@@ -270,7 +270,7 @@ function makePlan (from: Config, t: Transition, configOf: (n: StateNode) => Conf
     actions.push(...n.entry)
     if (defaultEntry.has(n) && n.initial !== undefined) actions.push(...n.initial.actions)
   }
-  return { from, next, actions }
+  return { from, next, compiled: actions.map((a) => compile(a, from.atomic.machine)) }
 }
 
 /** A copy of `base` with this context and configuration, built as XState's createMachineSnapshot builds one (same fields, same order). */
@@ -302,6 +302,37 @@ type Resolved = ((args: unknown, params: unknown) => void) & {
 }
 
 const ASSIGN_RESOLVE = (assign({}) as unknown as Resolved).resolve
+
+const CUSTOM = 0
+const ASSIGN = 1
+const BUILTIN = 2
+
+/** An action as XState's resolveAndExecuteActionsWithContext looks it up on every step, looked up once. */
+interface Compiled {
+  readonly kind: typeof CUSTOM | typeof ASSIGN | typeof BUILTIN
+  readonly type: string
+  readonly resolved: Resolved | undefined
+  readonly params: unknown
+  readonly paramsFn: ((a: { context: unknown, event: EventObject }) => unknown) | undefined
+}
+
+function compile (action: Action, machine: AnyStateMachine): Compiled {
+  const inline = typeof action === 'function'
+  const implementations = machine.implementations.actions as Record<string, unknown>
+  const resolved = (inline ? action : implementations[typeof action === 'string' ? action : (action as { type: string }).type]) as Resolved | undefined
+  let params: unknown
+  let paramsFn: Compiled['paramsFn']
+  if (!inline && typeof action !== 'string' && 'params' in (action as object)) {
+    const p = (action as { params: unknown }).params
+    if (typeof p === 'function') paramsFn = p as Compiled['paramsFn']
+    else params = p
+  }
+  if (resolved === undefined || !('resolve' in resolved)) {
+    const type = typeof action === 'string' ? action : typeof action === 'object' ? (action as { type: string }).type : (action as { name?: string }).name ?? '(anonymous)'
+    return { kind: CUSTOM, type, resolved, params, paramsFn }
+  }
+  return { kind: resolved.resolve === ASSIGN_RESOLVE ? ASSIGN : BUILTIN, type: resolved.type as string, resolved, params, paramsFn }
+}
 
 const noSpawn = (): never => { throw new Error('cached steps: spawn inside assign is not supported') }
 
@@ -336,7 +367,7 @@ class Step {
 
   /** One microstep: exit, transition and entry actions in XState's order; then the configuration changes. */
   run (plan: Plan, event: EventObject): void {
-    this.runActions(plan.actions, event)
+    this.runActions(plan.compiled, event)
     if (plan.next !== plan.from) {
       this.config = plan.next
       this.changes++
@@ -344,47 +375,32 @@ class Step {
   }
 
   /** XState's resolveAndExecuteActionsWithContext, with `assign` resolved here (no snapshot copy per assign). */
-  private runActions (actions: readonly Action[], event: EventObject): void {
+  runActions (actions: readonly Compiled[], event: EventObject): void {
     const scope = this.scope
-    const implementations = this.start.machine.implementations.actions as Record<string, unknown>
-    for (const action of actions) {
-      const inline = typeof action === 'function'
-      const resolved = (inline ? action : implementations[typeof action === 'string' ? action : (action as { type: string }).type]) as Resolved | undefined
+    for (const a of actions) {
       const args = { context: this.context, event, self: scope.self, system: scope.system }
-      const params = inline || typeof action === 'string'
-        ? undefined
-        : 'params' in (action as object)
-          ? (typeof (action as { params: unknown }).params === 'function' ? (action as { params: (a: unknown) => unknown }).params({ context: this.context, event }) : (action as { params: unknown }).params)
-          : undefined
-      if (resolved === undefined || !('resolve' in resolved)) {
-        scope.actionExecutor({
-          type: typeof action === 'string' ? action : typeof action === 'object' ? (action as { type: string }).type : (action as { name?: string }).name ?? '(anonymous)',
-          info: args as never,
-          params,
-          exec: resolved as never
-        })
+      const params = a.paramsFn !== undefined ? a.paramsFn({ context: this.context, event }) : a.params
+      const resolved = a.resolved
+      if (a.kind === CUSTOM) {
+        scope.actionExecutor({ type: a.type, info: args as never, params, exec: resolved as never })
         continue
       }
-      if (resolved.resolve === ASSIGN_RESOLVE) {
-        this.assign(resolved, args, params)
+      if (a.kind === ASSIGN) {
+        this.assign(resolved as Resolved, args, params)
         continue
       }
       const before = this.view()
-      const [next, resolvedParams, nested] = (resolved.resolve as NonNullable<Resolved['resolve']>)(scope, before, args, params, resolved, this.extra)
+      const [next, resolvedParams, nested] = ((resolved as Resolved).resolve as NonNullable<Resolved['resolve']>)(scope, before, args, params, resolved, this.extra)
       if (next !== before) {
         this.base = next
         this.context = next.context
         this.changes++
       }
-      if (resolved.execute !== undefined) {
-        scope.actionExecutor({
-          type: resolved.type as string,
-          info: args as never,
-          params: resolvedParams,
-          exec: resolved.execute.bind(null, scope, resolvedParams) as never
-        })
+      const execute = (resolved as Resolved).execute
+      if (execute !== undefined) {
+        scope.actionExecutor({ type: a.type, info: args as never, params: resolvedParams, exec: execute.bind(null, scope, resolvedParams) as never })
       }
-      if (nested !== undefined) this.runActions(nested, event)
+      if (nested !== undefined) this.runActions(nested.map((n) => compile(n, this.start.machine)), event)
     }
   }
 
