@@ -3,7 +3,8 @@
  * The server is started as `npm start` starts it (a cold child process with
  * the start script's node flags); floors are the bare protocol server
  * (bench/bare-server.ts) and the bare forwarder (bench/forwarder.ts), started
- * the same way and measured in the same run, interleaved with the server.
+ * the same way and measured in the same run, interleaved with the server;
+ * each figure is the median of `--rounds` such pairs (RSS: the worst run).
  *
  *   npx tsx bench/targets.ts [--rounds 3] [--only passes|idle|relay]     (also part of `npm run bench`)
  *
@@ -63,20 +64,29 @@ export async function benchTargets (o: { rounds?: number, only?: Section } = {})
   }
 
   async function idleClients (): Promise<void> {
-    // ---- 1,000 clients at the default turn hold: idle CPU, broadcast, RSS
-    const idle: IdleRun = await idleRun(false)
-    const idleBare: IdleRun = await idleRun(true)
-    const pct = 100 * idle.idleCores
-    row('1,000 idle clients ≤ 5 % of one core', `${fmt(pct, 1)} %`, `${fmt(100 * idleBare.idleCores, 1)} %`, `${fmt(pct, 1)} %`, pct <= 5,
-      `default turn hold ${idle.turnHoldMs} ms: ${fmt(idle.idlePassesPerS, 0)} passes/s, ${fmt(idle.idleCores / idle.idlePassesPerS * 1e6, 0)} µs each (bare ${fmt(idleBare.idleCores / idleBare.idlePassesPerS * 1e6, 0)})`)
-    const p99 = percentile(idle.deliveries, 99)
-    const p99b = percentile(idleBare.deliveries, 99)
-    row('broadcast p99 ≤ 50 ms at 1,000 clients', `${fmt(p99, 1)} ms`, `${fmt(p99b, 1)} ms`, `${fmt(p99, 1)} ms`, p99 <= 50,
-      `request → receipt, ${idle.deliveries.length} deliveries; p50 ${fmt(percentile(idle.deliveries, 50), 1)} ms (bare ${fmt(percentile(idleBare.deliveries, 50), 1)}); server CPU per broadcast ${fmt(idle.cpuPerBroadcastMs, 0)} ms (bare ${fmt(idleBare.cpuPerBroadcastMs, 0)}); the first broadcast after start, not counted: p99 ${fmt(idle.firstBroadcastP99, 1)} ms (bare ${fmt(idleBare.firstBroadcastP99, 1)}); the clients share this machine`)
-    const kib = idle.rssPerConnection / 1024
-    row('RSS per connection ≤ 100 KiB at 1,000, no forced GC', `${fmt(kib, 1)} KiB`, `${fmt(idleBare.rssPerConnection / 1024, 1)} KiB`, `${fmt(kib, 1)} KiB`, kib <= 100,
-      '(RSS with 1,000 clients passing − RSS before) ÷ 1,000')
-
+    // ---- 1,000 clients at the default turn hold: idle CPU, broadcast, RSS; server and bare interleaved, `rounds` each
+    const server: IdleRun[] = []
+    const bare: IdleRun[] = []
+    for (let i = 0; i < rounds; i++) {
+      server.push(await idleRun(false))
+      bare.push(await idleRun(true))
+    }
+    const m = (runs: IdleRun[], f: (r: IdleRun) => number): number => median(runs.map(f))
+    const list = (runs: IdleRun[], f: (r: IdleRun) => number, d = 1): string => runs.map((r) => fmt(f(r), d)).join(' / ')
+    const pctOf = (r: IdleRun): number => 100 * r.idleCores
+    const usPerPass = (r: IdleRun): number => r.idleCores / r.idlePassesPerS * 1e6
+    const pct = m(server, pctOf)
+    row('1,000 idle clients ≤ 5 % of one core', `${fmt(pct, 1)} %`, `${fmt(m(bare, pctOf), 1)} %`, `${fmt(pct, 1)} %`, pct <= 5,
+      `default turn hold ${server[0].turnHoldMs} ms: ${fmt(m(server, (r) => r.idlePassesPerS), 0)} passes/s, ${fmt(m(server, usPerPass), 0)} µs each (bare ${fmt(m(bare, usPerPass), 0)}); runs ${list(server, pctOf)} vs ${list(bare, pctOf)} %`)
+    const p99Of = (r: IdleRun): number => percentile(r.deliveries, 99)
+    const p50Of = (r: IdleRun): number => percentile(r.deliveries, 50)
+    const p99 = m(server, p99Of)
+    row('broadcast p99 ≤ 50 ms at 1,000 clients', `${fmt(p99, 1)} ms`, `${fmt(m(bare, p99Of), 1)} ms`, `${fmt(p99, 1)} ms`, p99 <= 50,
+      `request → receipt, ${server[0].deliveries.length} deliveries a run; runs ${list(server, p99Of)} vs ${list(bare, p99Of)} ms; p50 ${fmt(m(server, p50Of), 1)} ms (bare ${fmt(m(bare, p50Of), 1)}); server CPU per broadcast ${fmt(m(server, (r) => r.cpuPerBroadcastMs), 0)} ms (bare ${fmt(m(bare, (r) => r.cpuPerBroadcastMs), 0)}); the first broadcast after start, not counted: p99 ${fmt(m(server, (r) => r.firstBroadcastP99), 1)} ms (bare ${fmt(m(bare, (r) => r.firstBroadcastP99), 1)}); the clients share this machine`)
+    const kibOf = (r: IdleRun): number => r.rssPerConnection / 1024
+    const kib = Math.max(...server.map(kibOf))
+    row('RSS per connection ≤ 100 KiB at 1,000, no forced GC', `${fmt(kib, 1)} KiB`, `${fmt(Math.max(...bare.map(kibOf)), 1)} KiB`, `${fmt(kib, 1)} KiB`, kib <= 100,
+      `(RSS with 1,000 clients passing − RSS before) ÷ 1,000; worst run; runs ${list(server, kibOf)} KiB`)
   }
 
   async function relays (): Promise<void> {
