@@ -140,6 +140,8 @@ interface Plan {
 }
 
 function isChainMachine (machine: AnyStateMachine): boolean {
+  // What this relies on of XState's internals (the package is pinned; a change falls back to XState's own steps).
+  if (typeof ASSIGN_RESOLVE !== 'function' || !(machine.root.transitions instanceof Map) || typeof machine.root.order !== 'number') return false
   const visit = (n: StateNode): boolean => {
     if (n.type === 'parallel' || n.type === 'history') return false
     for (const descriptor of n.transitions.keys()) if (descriptor.includes('*')) return false
