@@ -21,6 +21,7 @@ interface BenchEntry {
 
 export const BENCHES: readonly BenchEntry[] = [
   { name: 'targets (issue 14)', module: './targets.ts', fn: 'benchTargets' },
+  { name: 'session steps: XState\'s interpreter and cached steps', module: './steps.ts', fn: 'benchSteps' },
   { name: 'codec', module: './codec.ts', fn: 'benchCodec' },
   { name: 'turns', module: './turns.ts', fn: 'benchTurns' },
   { name: 'client', module: './client.ts', fn: 'benchClient' },
