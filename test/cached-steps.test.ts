@@ -306,12 +306,13 @@ function fitting (g: Gen, key: string): SessionEvent {
 
 /** The next event in state `key`; with `closes`, now and then one that closes the session whatever its state. */
 function nextEvent (g: Gen, key: string, closes: boolean): SessionEvent {
+  // Shrinking goes to 0: to what the state waits for.
   const n = nat(g, 99)
-  if (n < 5 && closes) return n < 2 ? closer(g) : { type: 'idle.limit' }
-  if (n < 12) return anyEvent(g, closes)
-  if (n < 24) return notify(g)
-  if (n < 27) return { type: 'serve.withdraw', relayId: relayId(g) }
-  return fitting(g, key)
+  if (n < 73) return fitting(g, key)
+  if (n < 85) return notify(g)
+  if (n < 88) return { type: 'serve.withdraw', relayId: relayId(g) }
+  if (n < 95 || !closes) return anyEvent(g, closes)
+  return n < 97 ? closer(g) : { type: 'idle.limit' }
 }
 
 /** What goes wrong in a run's handshake or initial sync, if anything (each closes the session). */
@@ -341,7 +342,7 @@ function joinAndSync (g: Gen, twin: Twin, secret: boolean, fault: Fault): void {
   const cut = fault !== 'none' || chance(g, 75) ? script.length : nat(g, script.length - 1)
   for (const event of script.slice(0, cut)) {
     if (!twin.active) return
-    if (chance(g, 15)) twin.send(notify(g))
+    if (!chance(g, 85)) twin.send(notify(g))
     twin.send(event)
   }
 }
