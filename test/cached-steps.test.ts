@@ -12,10 +12,15 @@
  * machine, and the session meets the outside only through its FramePort and
  * its coordinator's actor ref. The rest of the suite runs the server, over
  * real sockets, with the cached steps.
+ *
+ * Some branches of the cached steps make no difference on the session machine
+ * as it is (no raised event leads it to an eventless transition, no initial
+ * transition has actions): a small machine made for them is compared the
+ * same way at the end.
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createActor, fromCallback, type ActorRefFrom, type AnyActorRef, type EventObject, type InspectionEvent, type StateValue } from 'xstate'
+import { assign, createActor, emit, fromCallback, raise, setup, type ActorRefFrom, type AnyActorRef, type EventFromLogic, type EventObject, type InspectionEvent, type StateValue } from 'xstate'
 import type { Notification } from '../actors/notifications.ts'
 import type { FramePort } from '../actors/ports.ts'
 import { sessionMachine, type SessionConfig, type SessionEvent } from '../actors/session.ts'
@@ -573,5 +578,159 @@ describe('cached steps, branch by branch', () => {
     } finally {
       twin.stop()
     }
+  })
+})
+
+// ---------------------------------------------------------------- branches the session machine cannot show
+
+/**
+ * A small machine with what the session has not (or not where it would show):
+ * actions on initial transitions, exit actions on two levels at once, a raised
+ * event leading to a state with an eventless transition, a guard falling
+ * through to the parent's candidate, an eventless guard reading the event, a
+ * transition to the state itself with and without `reenter`, a state with a
+ * delayed transition, a final state.
+ */
+const rec = (at: string) => ({ type: 'rec', params: { at } }) as const
+const toyMachine = setup({
+  types: {
+    context: {} as { n: number },
+    events: {} as { type: 'go' | 'back' | 'inc' | 'raiseGo' | 'again' | 'self' | 'toB' | 'toC' | 'finish' } | { type: 'say', word: string },
+    emitted: {} as { type: 'said', word: string }
+  },
+  actions: {
+    // Does nothing: recorded, with its params, by the inspection of both actors.
+    rec: (_, _params: { at: string }) => {},
+    inc: assign({ n: ({ context }) => context.n + 1 })
+  },
+  guards: {
+    atLeast3: ({ context }) => context.n >= 3,
+    odd: ({ context }) => context.n % 2 === 1,
+    eventIsBack: ({ event }) => event.type === 'back'
+  }
+}).createMachine({
+  id: 'toy',
+  context: { n: 0 },
+  initial: 'a',
+  on: {
+    inc: { actions: ['inc', rec('root.inc')] },
+    toB: { target: '.b', actions: rec('root.toB') },
+    toC: '.c',
+    say: { actions: emit(({ event }) => ({ type: 'said' as const, word: event.type === 'say' ? event.word : '' })) }
+  },
+  states: {
+    a: {
+      entry: rec('a.entry'),
+      exit: rec('a.exit'),
+      initial: { target: 'a1', actions: rec('a.initial') },
+      on: {
+        again: { target: 'a', reenter: true, actions: rec('a.again') },
+        self: { target: 'a', actions: rec('a.self') },
+        finish: 'end'
+      },
+      states: {
+        a1: {
+          entry: rec('a1.entry'),
+          exit: rec('a1.exit'),
+          on: {
+            go: { target: 'a2', actions: rec('a1.go') },
+            raiseGo: { actions: [rec('a1.raiseGo'), raise({ type: 'go' })] },
+            inc: { guard: 'atLeast3', actions: rec('a1.inc at 3') }
+          }
+        },
+        a2: {
+          entry: rec('a2.entry'),
+          exit: rec('a2.exit'),
+          always: { guard: 'atLeast3', target: '#toy.b', actions: rec('a2.always') },
+          on: { back: 'a1' }
+        }
+      }
+    },
+    b: {
+      entry: rec('b.entry'),
+      exit: rec('b.exit'),
+      initial: { target: 'b1', actions: rec('b.initial') },
+      states: {
+        b1: {
+          entry: rec('b1.entry'),
+          always: [
+            { guard: 'odd', target: 'b2', actions: ['inc', rec('b1.always')] },
+            // Eventless guards see the last event: a raised `back` that selects nothing here still enables this one.
+            { guard: 'eventIsBack', target: 'b2', actions: rec('b1.always after back') }
+          ],
+          on: { go: 'b2', inc: { actions: ['inc', 'inc', raise({ type: 'back' })] } }
+        },
+        b2: {
+          entry: rec('b2.entry'),
+          exit: rec('b2.exit'),
+          on: {
+            back: { target: '#toy.a.a2', actions: rec('b2.back') },
+            raiseGo: { actions: raise({ type: 'go' }) },
+            go: { target: 'b1', actions: 'inc' }
+          }
+        }
+      }
+    },
+    c: { entry: rec('c.entry'), exit: rec('c.exit'), after: { 3_600_000: 'a' }, on: { back: 'a', go: 'b' } },
+    end: { type: 'final', entry: rec('end.entry') }
+  }
+})
+const CACHED_TOY = withCachedSteps(toyMachine)
+type ToyEvent = EventFromLogic<typeof toyMachine>
+
+/** One actor of the toy machine, its actions (with params) and emitted events in one log. */
+function toySide (machine: typeof toyMachine): { actor: ActorRefFrom<typeof toyMachine>, effects: unknown[], microsteps: () => number } {
+  const effects: unknown[] = []
+  let microsteps = 0
+  // Inspection starts while createActor runs, before `actor` is set.
+  let actor: ActorRefFrom<typeof toyMachine> | undefined
+  actor = createActor(machine, {
+    inspect: (e) => {
+      if (actor === undefined || e.actorRef !== actor) return
+      if (e.type === '@xstate.action') effects.push([e.action.type, JSON.parse(JSON.stringify(e.action.params ?? null)) as unknown])
+      if (e.type === '@xstate.microstep') microsteps++
+    }
+  })
+  actor.on('said', (e) => { effects.push(['emitted', e.word]) })
+  actor.start()
+  return { actor, effects, microsteps: () => microsteps }
+}
+
+describe('cached steps on a machine made to reach their every branch', () => {
+  it('random event sequences: same snapshots and same effects after every event', () => {
+    const events: ToyEvent[] = [
+      { type: 'go' }, { type: 'back' }, { type: 'inc' }, { type: 'raiseGo' }, { type: 'again' }, { type: 'self' },
+      { type: 'toB' }, { type: 'toC' }, { type: 'finish' }, { type: 'say', word: 'hi' }
+    ]
+    let cachedEvents = 0
+    let handedOver = 0
+    fc.assert(fc.property(fc.array(fc.constantFrom(...events), { minLength: 1, maxLength: 30 }), (sequence) => {
+      const plain = toySide(toyMachine)
+      const cached = toySide(CACHED_TOY)
+      try {
+        expect(cached.effects).toStrictEqual(plain.effects)
+        for (const [i, event] of sequence.entries()) {
+          if (plain.actor.getSnapshot().status !== 'active') break
+          const before = [plain.actor.getSnapshot(), cached.actor.getSnapshot()]
+          const steps = cached.microsteps()
+          plain.actor.send(event)
+          cached.actor.send(event)
+          if (cached.microsteps() > steps) handedOver++
+          else cachedEvents++
+          const [p, c] = [plain.actor.getSnapshot(), cached.actor.getSnapshot()]
+          // The delayed events booked (`after`), by event and delay: ids name the actor.
+          const booked = (side: typeof plain): string[] => Object.values(side.actor.system.getSnapshot()._scheduledEvents).map((e) => `${e.event.type} in ${e.delay} ms`).sort()
+          const seen = (s: typeof p, side: typeof plain, unchanged: boolean) => ({ value: s.value, status: s.status, context: s.context, tags: [...s.tags].sort(), unchanged, booked: booked(side) })
+          const after = JSON.stringify(sequence.slice(0, i + 1))
+          expect(seen(c, cached, c === before[1]), `after ${after}`).toStrictEqual(seen(p, plain, p === before[0]))
+          expect(cached.effects, `after ${after}`).toStrictEqual(plain.effects)
+        }
+      } finally {
+        plain.actor.stop()
+        cached.actor.stop()
+      }
+    }), { numRuns: 300 })
+    expect(handedOver).toBeGreaterThan(0)
+    expect(cachedEvents).toBeGreaterThan(handedOver)
   })
 })
