@@ -20,7 +20,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { assign, createActor, emit, fromCallback, raise, setup, type ActorRefFrom, type AnyActorRef, type EventFromLogic, type EventObject, type InspectionEvent, type StateValue } from 'xstate'
+import { and, assign, createActor, emit, fromCallback, not, raise, setup, type ActorRefFrom, type AnyActorRef, type EventFromLogic, type EventObject, type InspectionEvent, type StateValue } from 'xstate'
 import type { Notification } from '../actors/notifications.ts'
 import type { FramePort } from '../actors/ports.ts'
 import { sessionMachine, type SessionConfig, type SessionEvent } from '../actors/session.ts'
@@ -635,7 +635,10 @@ const toyMachine = setup({
           on: {
             go: { target: 'a2', actions: rec('a1.go') },
             raiseGo: { actions: [rec('a1.raiseGo'), raise({ type: 'go' })] },
-            inc: { guard: 'atLeast3', actions: rec('a1.inc at 3') }
+            inc: [
+              { guard: and(['atLeast3', not('odd')]), actions: rec('a1.inc at an even 4 or more') },
+              { guard: 'atLeast3', actions: rec('a1.inc at 3 or more') }
+            ]
           }
         },
         a2: {
@@ -692,6 +695,7 @@ function toySide (machine: typeof toyMachine): { actor: ActorRefFrom<typeof toyM
     }
   })
   actor.on('said', (e) => { effects.push(['emitted', e.word]) })
+  actor.subscribe({ error: (err) => { effects.push(['error', String(err)]) } })
   actor.start()
   return { actor, effects, microsteps: () => microsteps }
 }
@@ -720,7 +724,7 @@ describe('cached steps on a machine made to reach their every branch', () => {
           const [p, c] = [plain.actor.getSnapshot(), cached.actor.getSnapshot()]
           // The delayed events booked (`after`), by event and delay: ids name the actor.
           const booked = (side: typeof plain): string[] => Object.values(side.actor.system.getSnapshot()._scheduledEvents).map((e) => `${e.event.type} in ${e.delay} ms`).sort()
-          const seen = (s: typeof p, side: typeof plain, unchanged: boolean) => ({ value: s.value, status: s.status, context: s.context, tags: [...s.tags].sort(), unchanged, booked: booked(side) })
+          const seen = (s: typeof p, side: typeof plain, unchanged: boolean) => ({ value: s.value, status: s.status, error: s.error, context: s.context, tags: [...s.tags].sort(), unchanged, booked: booked(side) })
           const after = JSON.stringify(sequence.slice(0, i + 1))
           expect(seen(c, cached, c === before[1]), `after ${after}`).toStrictEqual(seen(p, plain, p === before[0]))
           expect(cached.effects, `after ${after}`).toStrictEqual(plain.effects)
