@@ -107,8 +107,9 @@ class Side {
       status: s.status,
       error: s.error === undefined ? undefined : String(s.error),
       output: s.output,
-      tags: [...s.tags].sort(),
-      nodes: s._nodes.map((n) => n.id).sort(),
+      // In their order, not only as sets: what iterating them shows.
+      tags: [...s.tags],
+      nodes: s._nodes.map((n) => n.id),
       children: Object.keys(s.children).sort(),
       historyValue: s.historyValue,
       context: this.norm(data),
