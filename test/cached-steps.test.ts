@@ -103,6 +103,8 @@ class Side {
     const s = this.actor.getSnapshot()
     const { coordinator, port, clock, countRequest, ...data } = s.context
     return {
+      // The snapshot's own fields, in order (as XState builds a snapshot): what persisting or spreading it shows.
+      fields: Object.keys(s),
       value: s.value,
       status: s.status,
       error: s.error === undefined ? undefined : String(s.error),
