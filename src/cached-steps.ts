@@ -25,9 +25,12 @@ import { assign, pathToStateValue, StateMachine, type AnyActorScope, type AnyMac
  * a step that enters or exits a final state, an invoking state or one with
  * delayed transitions, a history target, and XState's own events
  * (`xstate.*`). A raised event whose step is such is handed to XState's
- * `transition` as the rest of the macrostep. Machines with parallel or history
- * states, or wildcard event descriptors, are returned as they are. `spawn`
- * inside `assign` is not supported (the session machine has none).
+ * `transition` as the rest of the macrostep. Not supported (an error, after
+ * the step's first actions ran): such a raised event with more raised events
+ * queued behind it, unless it ends the machine, since XState's internal queue
+ * cannot be handed over; and `spawn` inside `assign`. The session machine
+ * raises one event at a time and spawns nothing. Machines with parallel or
+ * history states, or wildcard event descriptors, are returned as they are.
  *
  * The differential test (test/cached-steps.test.ts) runs random event
  * sequences through both and compares every snapshot and every effect.
@@ -69,24 +72,25 @@ export function withCachedSteps<M extends AnyStateMachine> (machine: M): M {
       plan = makePlan(config, t, configOf)
       // Taken only if every eventless transition it may lead to can be taken here too: XState's are taken whole, from the start.
       byTransition.set(t, plan)
-      const next = plan?.next
-      if (next !== undefined && next.hasAlways) {
-        const blocked = next.chain.some((n) => (n.always ?? []).some((a) => planOf(next, a) === null))
-        if (blocked) {
-          plan = null
-          byTransition.set(t, plan)
-        }
+      if (plan !== null && alwaysBlocked(plan.next)) {
+        plan = null
+        byTransition.set(t, plan)
       }
     }
     return plan
   }
+
+  /** Some eventless transition of this configuration is a step XState must take whole. */
+  const alwaysBlocked = (config: Config): boolean =>
+    config.hasAlways && config.chain.some((n) => (n.always ?? []).some((a) => planOf(config, a) === null))
 
   fast.transition = function (this: M, snapshot: AnyMachineSnapshot, event: EventObject, scope: AnyActorScope): AnyMachineSnapshot {
     if (snapshot.status !== 'active' || event.type.startsWith('xstate.')) return stock.call(this, snapshot, event, scope)
     const from = atomicOf(snapshot, configOf)
     const first = select(from.chain, event, snapshot.context, snapshot)
     const firstPlan = first === undefined ? undefined : planOf(from, first)
-    if (firstPlan === null) return stock.call(this, snapshot, event, scope)
+    // An event no state takes may still enable an eventless transition: if that is XState's to take, all of it is.
+    if (firstPlan === null || (firstPlan === undefined && alwaysBlocked(from))) return stock.call(this, snapshot, event, scope)
 
     const step = new Step(snapshot, from, scope)
     if (firstPlan !== undefined) step.run(firstPlan, event)
@@ -104,8 +108,10 @@ export function withCachedSteps<M extends AnyStateMachine> (machine: M): M {
       }
       const plan = planOf(step.config, t)
       if (plan === null) {
-        // The rest of the macrostep is this raised event's step and what follows it: XState's own.
-        if (always === undefined && step.queue.length === 0) return stock.call(this, step.snapshot(), current, scope)
+        // The rest of the macrostep is this raised event's step and what follows it: XState's own. Events
+        // raised after it wait in XState's internal queue, which cannot be handed over, unless the step ends
+        // the machine (XState then drops them).
+        if (always === undefined && (step.queue.length === 0 || endsTheMachine(t))) return stock.call(this, step.snapshot(), current, scope)
         throw new Error(`cached steps: a step XState must take (${step.config.atomic.id}, ${t.eventType}) came where it cannot take over`)
       }
       const before = step.changes
@@ -200,6 +206,12 @@ function selectAlways (chain: readonly StateNode[], event: EventObject, context:
     for (const t of always) if (passes(t.guard, context, event, snapshot)) return t
   }
   return undefined
+}
+
+/** The transition enters a final state of the machine itself: the machine is done. */
+function endsTheMachine (t: Transition): boolean {
+  const target = t.target?.[0]
+  return t.target?.length === 1 && target !== undefined && target.type === 'final' && target.parent === target.machine.root
 }
 
 /** `child` lies strictly inside `parent` (XState's isDescendant). */
@@ -330,7 +342,7 @@ function compile (action: Action, machine: AnyStateMachine): Compiled {
     else params = p
   }
   if (resolved === undefined || !('resolve' in resolved)) {
-    const type = typeof action === 'string' ? action : typeof action === 'object' ? (action as { type: string }).type : (action as { name?: string }).name ?? '(anonymous)'
+    const type = typeof action === 'string' ? action : typeof action === 'object' ? (action as { type: string }).type : ((action as { name?: string }).name || '(anonymous)')
     return { kind: CUSTOM, type, resolved, params, paramsFn }
   }
   return { kind: resolved.resolve === ASSIGN_RESOLVE ? ASSIGN : BUILTIN, type: resolved.type as string, resolved, params, paramsFn }
