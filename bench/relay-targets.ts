@@ -88,6 +88,9 @@ function take (t: Peer, style: PeerStyle, dir: string): { done: Promise<number>,
       got += bytes.byteLength
       if (got === RELAY_BYTES) {
         hash.digest('hex')
+        // A write stream that is ending emits no 'drain': a socket paused for the last write would stay
+        // paused, and the frames after the bytes ("yours") would never be read.
+        t.socket.resume()
         out.end(() => resolve(performance.now()))
       }
     }
