@@ -5,7 +5,7 @@ import { giverMachine } from '../actors/giver.ts'
 import { sessionMachine, type SessionRef } from '../actors/session.ts'
 import { encodeJson } from '../protocol/frame.ts'
 import { errorMessage } from '../protocol/errors.ts'
-import { withCachedSteps } from './cached-steps.ts'
+import { withCachedSteps } from './cached-steps/index.ts'
 import { Connection, userIdOf } from './connection.ts'
 import { relayPipe, relayPipeWith, type RelayProgress } from './relay-pipe.ts'
 import { listenOrFail } from './operator-error.ts'
@@ -93,7 +93,7 @@ export interface RunningServer {
 const BUSY_RELEASE_MS = 1_000
 
 /**
- * Sessions run their steps with XState's per-step work cached (src/cached-steps.ts):
+ * Sessions run their steps with XState's per-step work cached (src/cached-steps/):
  * the same machine, transitions, guards and actions, a fraction of the cost per pass.
  * With an inspector attached they run on XState's own interpreter, which reports every microstep.
  */
