@@ -22,6 +22,20 @@ const median = (xs: readonly number[]): number => {
 const fmt = (n: number, digits = 2): string => n.toFixed(digits)
 const MiB = 1024 * 1024
 const held = (ok: boolean): string => (ok ? 'held' : 'NOT HELD')
+const medianBy = <R>(runs: readonly R[], f: (r: R) => number): number => median(runs.map(f))
+/** Every run's figure, for the note: `a / b / c`. */
+const listBy = <R>(runs: readonly R[], f: (r: R) => number, digits: number): string => runs.map((r) => fmt(f(r), digits)).join(' / ')
+
+/** `rounds` runs of the server and of its floor, taking turns. */
+async function interleaved<R> (rounds: number, run: (floor: boolean) => Promise<R>): Promise<{ server: R[], floor: R[] }> {
+  const server: R[] = []
+  const floor: R[] = []
+  for (let i = 0; i < rounds; i++) {
+    server.push(await run(false))
+    floor.push(await run(true))
+  }
+  return { server, floor }
+}
 
 export type Section = 'passes' | 'idle' | 'relay'
 
@@ -40,20 +54,15 @@ export async function benchTargets (o: { rounds?: number, only?: Section } = {})
 
   async function passes (): Promise<void> {
     // ---- passes, turn hold 0: server and bare interleaved, `rounds` each
-    const server: PassRun[] = []
-    const bare: PassRun[] = []
-    for (let i = 0; i < rounds; i++) {
-      server.push(await passRun(false))
-      bare.push(await passRun(true))
-    }
-    const m = (runs: PassRun[], f: (r: PassRun) => number): number => median(runs.map(f))
+    const { server, floor: bare } = await interleaved(rounds, passRun)
+    const m = medianBy<PassRun>
     const cpu1 = m(server, (r) => r.one.cpuPerPassUs)
     const cpu1b = m(bare, (r) => r.one.cpuPerPassUs)
     const rate50 = m(server, (r) => r.fifty.passesPerS)
     const rate50b = m(bare, (r) => r.fifty.passesPerS)
     const cpu50 = m(server, (r) => r.fifty.cpuPerPassUs)
     const cpu50b = m(bare, (r) => r.fifty.cpuPerPassUs)
-    const list = (runs: PassRun[], f: (r: PassRun) => number, d = 0): string => runs.map((r) => fmt(f(r), d)).join(' / ')
+    const list = (runs: PassRun[], f: (r: PassRun) => number, d = 0): string => listBy(runs, f, d)
     row('pass CPU, 1 client ≤ 1.5 × bare', `${fmt(cpu1, 1)} µs`, `${fmt(cpu1b, 1)} µs`, `${fmt(cpu1 / cpu1b)} ×`, cpu1 / cpu1b <= 1.5,
       `turn hold 0; runs ${list(server, (r) => r.one.cpuPerPassUs, 1)} vs ${list(bare, (r) => r.one.cpuPerPassUs, 1)} µs`)
     row('passes/s, 50 clients ≥ 0.5 × bare', `${fmt(rate50, 0)}/s`, `${fmt(rate50b, 0)}/s`, `${fmt(rate50 / rate50b)} ×`, rate50 / rate50b >= 0.5,
@@ -65,14 +74,9 @@ export async function benchTargets (o: { rounds?: number, only?: Section } = {})
 
   async function idleClients (): Promise<void> {
     // ---- 1,000 clients at the default turn hold: idle CPU, broadcast, RSS; server and bare interleaved, `rounds` each
-    const server: IdleRun[] = []
-    const bare: IdleRun[] = []
-    for (let i = 0; i < rounds; i++) {
-      server.push(await idleRun(false))
-      bare.push(await idleRun(true))
-    }
-    const m = (runs: IdleRun[], f: (r: IdleRun) => number): number => median(runs.map(f))
-    const list = (runs: IdleRun[], f: (r: IdleRun) => number, d = 1): string => runs.map((r) => fmt(f(r), d)).join(' / ')
+    const { server, floor: bare } = await interleaved(rounds, async (floor) => await idleRun(floor))
+    const m = medianBy<IdleRun>
+    const list = (runs: IdleRun[], f: (r: IdleRun) => number, d = 1): string => listBy(runs, f, d)
     const pctOf = (r: IdleRun): number => 100 * r.idleCores
     const usPerPass = (r: IdleRun): number => r.idleCores / r.idlePassesPerS * 1e6
     const pct = m(server, pctOf)
@@ -94,17 +98,12 @@ export async function benchTargets (o: { rounds?: number, only?: Section } = {})
     const src = await prepareSource()
     try {
       for (const style of ['count', 'hash+write'] as PeerStyle[]) {
-        const via: RelayRun[] = []
-        const fwd: RelayRun[] = []
-        for (let i = 0; i < rounds; i++) {
-          via.push(await coldRelay(style, src))
-          fwd.push(await forwarderRelay(style, src))
-        }
+        const { server: via, floor: fwd } = await interleaved(rounds, async (floor) => floor ? await forwarderRelay(style, src) : await coldRelay(style, src))
         const rate = (r: RelayRun): number => RELAY_BYTES / 1e6 / (r.ms / 1000)
-        const a = median(via.map(rate))
-        const b = median(fwd.map(rate))
+        const a = medianBy(via, rate)
+        const b = medianBy(fwd, rate)
         row(`cold first relay ≥ 0.8 × forwarder (${style})`, `${fmt(a, 0)} MB/s`, `${fmt(b, 0)} MB/s`, `${fmt(a / b)} ×`, a / b >= 0.8,
-          `${RELAY_BYTES / MiB} MiB, each run a fresh process; runs ${via.map((r) => fmt(rate(r), 0)).join(' / ')} vs ${fwd.map((r) => fmt(rate(r), 0)).join(' / ')} MB/s; server CPU ${fmt(median(via.map((r) => r.cpu)))} s, forwarder ${fmt(median(fwd.map((r) => r.cpu)))} s`)
+          `${RELAY_BYTES / MiB} MiB, each run a fresh process; runs ${listBy(via, rate, 0)} vs ${listBy(fwd, rate, 0)} MB/s; server CPU ${fmt(medianBy(via, (r) => r.cpu))} s, forwarder ${fmt(medianBy(fwd, (r) => r.cpu))} s`)
         const growth = Math.max(...via.map((r) => r.rssGrowth)) / MiB
         row(`server growth during the relay ≤ 64 MiB (${style})`, `${fmt(growth, 1)} MiB`, `${fmt(Math.max(...fwd.map((r) => r.rssGrowth)) / MiB, 1)} MiB`, `${fmt(growth, 1)} MiB`, growth <= 64,
           'peak RSS − RSS before, sampled every 20 ms; worst run')
