@@ -53,6 +53,7 @@ const deepFreeze = <T>(v: T): T => {
 /** The configurations and plans of one machine, each worked out once, for all its actors. */
 export class StepPlans {
   private readonly configs = new Map<StateNode, Config>()
+  /** Made once each; steps into blocked states are XState's whatever the plan (see planOf). */
   private readonly plans = new Map<StateNode, Map<Transition, Plan | null>>()
   /** Atomic states whose eventless transitions may lead to a step XState must take (so XState takes all steps into them). */
   private readonly blocked = new Set<StateNode>()
@@ -67,10 +68,7 @@ export class StepPlans {
       for (const a of atomics) {
         const config = this.configOf(a)
         if (!config.hasAlways || this.blocked.has(a)) continue
-        const leadsToXState = config.chain.some((n) => (n.always ?? []).some((t) => {
-          const plan = makePlan(config, t, (x) => this.configOf(x))
-          return plan === null || this.blocked.has(plan.next.atomic)
-        }))
+        const leadsToXState = config.chain.some((n) => (n.always ?? []).some((t) => this.planOf(config, t) === null))
         if (leadsToXState) {
           this.blocked.add(a)
           changed = true
@@ -115,10 +113,10 @@ export class StepPlans {
     let plan = byTransition.get(t)
     if (plan === undefined) {
       plan = makePlan(config, t, (x) => this.configOf(x))
-      if (plan !== null && this.blocked.has(plan.next.atomic)) plan = null
       byTransition.set(t, plan)
     }
-    return plan
+    // Not stored filtered: `blocked` grows while the constructor works it out with these same plans.
+    return plan === null || this.blocked.has(plan.next.atomic) ? null : plan
   }
 
   /** Some eventless transition of this configuration may lead to a step XState must take. */
